@@ -1,0 +1,199 @@
+"""The book pipeline: a smoke build of every notebook, then checks on the rendered HTML."""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from massive_activations import book
+from massive_activations.book import build_book, notebook_order, repo_root
+
+ROOT = repo_root()
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> Path:
+    """Execute every notebook with the smoke profile and build the book once."""
+    out = tmp_path_factory.mktemp("smoke")
+    build_book("smoke", out=out, root=ROOT)
+    return out / "_build"
+
+
+def _visible_text(page: str) -> str:
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def _glued_values(nb_path: Path) -> dict[str, str]:
+    """``{key: text/plain}`` of every myst-nb glue output in an executed notebook."""
+    nb = nbformat.read(nb_path, as_version=4)
+    values = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook", {})
+            if "name" in scrap:
+                values[scrap["name"]] = output["data"][scrap["mime_prefix"] + "text/plain"]
+    return values
+
+
+@pytest.mark.book
+def test_every_notebook_page_is_built(smoke_book):
+    for name in notebook_order(ROOT):
+        assert (smoke_book / "html" / "notebooks" / f"{name}.html").is_file(), name
+    assert (smoke_book / "html" / "book" / "status.html").is_file()
+
+
+@pytest.mark.book
+def test_every_image_exists_on_disk(smoke_book):
+    pages = list((smoke_book / "html").rglob("*.html"))
+    n_images = 0
+    for page in pages:
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', page.read_text()):
+            if src.startswith("data:"):
+                continue
+            assert not src.startswith("http"), f"{page.name} loads an image from the network"
+            target = (page.parent / src.split("?")[0]).resolve()
+            assert target.is_file(), f"{page.name}: <img src={src}> is missing"
+            n_images += 1
+    assert n_images >= 2  # the curve-model chapter alone draws two figures
+
+
+@pytest.mark.book
+def test_no_error_output_in_any_page(smoke_book):
+    for page in (smoke_book / "html").rglob("*.html"):
+        text = page.read_text()
+        for marker in ("Traceback (most recent call last)", "output traceback"):
+            assert marker not in text, f"{page} contains {marker!r}"
+        classes = re.findall(r'class="([^"]*output[^"]*)"', text)
+        assert not [c for c in classes if "stderr" in c], f"{page} shows stderr output"
+
+
+@pytest.mark.book
+def test_glued_numbers_are_rendered(smoke_book):
+    """Every ``{glue:text}`` role in a notebook renders the value its notebook computed."""
+    checked = 0
+    for name in notebook_order(ROOT):
+        source = (ROOT / "notebooks" / f"{name}.py").read_text()
+        values = _glued_values(smoke_book / "source" / "notebooks" / f"{name}.ipynb")
+        text = _visible_text((smoke_book / "html" / "notebooks" / f"{name}.html").read_text())
+        for key, spec in GLUE_ROLE.findall(source):
+            assert key in values, f"{name}: glue key {key!r} is used in prose but never glued"
+            raw = values[key]
+            number = int(raw) if re.fullmatch(r"-?\d+", raw) else float(raw)
+            expected = format(number, spec) if spec else raw.strip("'\"")
+            assert expected in text, f"{name}: glued {key}={expected!r} not in the page"
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.book
+def test_curve_chapter_quotes_the_computed_peak(smoke_book):
+    """An independent check of one glued number: Eq. 13 for the default early-peak example."""
+    from massive_activations import curve
+
+    expected = f"{float(curve.t_peak(0.02, 0.002, 1.0)):,.0f}"
+    page = (smoke_book / "html" / "notebooks" / "01_curve_model.html").read_text()
+    assert f"peaks at step\n{expected}" in _visible_text(page).replace(" \n", "\n")
+
+
+@pytest.mark.book
+def test_mathjax_is_vendored(smoke_book):
+    page = (smoke_book / "html" / "notebooks" / "01_curve_model.html").read_text()
+    scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', page, flags=re.I)
+    assert scripts, "no MathJax script on the page"
+    for src in scripts:
+        assert not src.startswith("http"), f"MathJax loads from the network: {src}"
+        assert (smoke_book / "html" / "notebooks" / src.split("?")[0]).resolve().is_file()
+
+
+@pytest.mark.book
+def test_status_page_records_the_run(smoke_book):
+    record = json.loads((smoke_book / "execution_status.json").read_text())
+    assert record["profile"] == "smoke"
+    assert [r["name"] for r in record["runs"]] == notebook_order(ROOT)
+    assert all(r["ok"] and r["seconds"] > 0 for r in record["runs"])
+    status = _visible_text((smoke_book / "html" / "book" / "status.html").read_text())
+    assert record["environment"]["git_commit"] in status
+    for name in notebook_order(ROOT):
+        assert name in status
+    assert "torch" in status and "papermill" in status
+
+
+def _mini_repo(tmp_path: Path, notebook_source: str, profile: str = "") -> Path:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_config.yml").write_text("title: t\nonly_build_toc_files: true\n")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: notebooks/nb\n"
+    )
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    (tmp_path / "notebooks" / "profiles.yml").write_text(profile or "smoke: {}\n")
+    (tmp_path / "notebooks" / "nb.py").write_text(notebook_source)
+    return tmp_path
+
+
+NB_HEADER = '# %% tags=["parameters"]\nx = 1\n\n# %%\n'
+
+
+def test_a_notebook_that_raises_fails_the_build(tmp_path):
+    root = _mini_repo(tmp_path, NB_HEADER + "raise ValueError('boom in cell')\n")
+    with pytest.raises(RuntimeError, match=r"(?s)Notebook nb raised.*boom in cell"):
+        build_book("smoke", out=tmp_path / "out", root=root)
+    # the executed copy, with its traceback, is kept for the reader
+    assert (tmp_path / "out" / "_build" / "source" / "notebooks" / "nb.ipynb").is_file()
+    assert not (tmp_path / "out" / "_build" / "html").exists()
+
+
+def test_unknown_parameter_is_refused(tmp_path):
+    root = _mini_repo(tmp_path, NB_HEADER + "y = x\n", "smoke:\n  notebooks:\n    nb: {z: 3}\n")
+    with pytest.raises(ValueError, match=r"\['z'\] are not defined.*defines \['x'\]"):
+        book.execute_notebooks(root, "smoke", tmp_path / "out")
+
+
+def test_notebook_without_parameters_cell_is_refused(tmp_path):
+    root = _mini_repo(tmp_path, "# %%\ny = 1\n")
+    with pytest.raises(ValueError, match="no cell tagged parameters"):
+        book.execute_notebooks(root, "smoke", tmp_path / "out")
+
+
+def test_unknown_profile_and_missing_notebook(tmp_path):
+    root = _mini_repo(tmp_path, NB_HEADER)
+    with pytest.raises(KeyError, match=r"Unknown profile 'nope'.*'smoke'"):
+        book.load_profile(root, "nope")
+    (root / "notebooks" / "nb.py").unlink()
+    with pytest.raises(FileNotFoundError, match=r"_toc.yml lists notebooks/nb"):
+        notebook_order(root)
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
+    assert book.main(["build", "--profile", "does-not-exist", "--out", str(tmp_path)]) == 1
+    assert "Unknown profile 'does-not-exist'" in capsys.readouterr().err
+
+
+def test_profiles_only_name_parameters_the_notebooks_define():
+    import jupytext
+    import yaml
+
+    profiles = yaml.safe_load((ROOT / "notebooks" / "profiles.yml").read_text())
+    assert {"default", "smoke"} <= set(profiles)
+    for profile in profiles.values():
+        for name, params in (profile.get("notebooks") or {}).items():
+            nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+            book._check_parameters(name, nb, params or {})
+
+
+def test_notebooks_open_with_what_they_reproduce_and_need():
+    """Each notebook's first cell states the paper section, its needs and its parameters."""
+    import jupytext
+
+    for name in notebook_order(ROOT):
+        nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and first.source.startswith("# ")
+        for label in ("**Reproduces:**", "**Needs:**", "**Parameters (papermill):**"):
+            assert label in first.source, f"{name} lacks {label}"

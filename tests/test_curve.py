@@ -1,0 +1,164 @@
+"""Tests of the curve model (Eqs. 9-14) against exact identities and numerical derivatives."""
+
+import numpy as np
+import pytest
+from scipy.special import lambertw
+
+from massive_activations import curve
+from massive_activations.schedule import pythia_steps
+
+STEPS = np.asarray(pythia_steps(), dtype=float)
+
+
+def random_eq9(rng, n):
+    """Random valid Eq. 9 parameter sets spanning both regimes."""
+    return {
+        "A": rng.uniform(-100, 100, n),
+        "lam": 10 ** rng.uniform(-6, -0.5, n),
+        "gam": 10 ** rng.uniform(-4, 0, n),
+        "t0": rng.uniform(0.5, 50, n),
+        "K": rng.uniform(-10, 100, n),
+    }
+
+
+def test_eq9_and_eq14_agree_to_1e12():
+    rng = np.random.default_rng(1)
+    p = random_eq9(rng, 500)
+    cols = {k: v[:, None] for k, v in p.items()}
+    f9 = curve.eq9(STEPS, **cols)
+    f14 = curve.eq14(STEPS, *curve.eq9_to_eq14(**cols))
+    rel = np.abs(f9 - f14) / np.maximum(1.0, np.abs(f9))
+    assert rel.max() < 1e-12
+
+
+def test_conversion_round_trip_both_directions():
+    rng = np.random.default_rng(2)
+    p = random_eq9(rng, 200)
+    back = curve.eq14_to_eq9(*curve.eq9_to_eq14(**p))
+    for name in curve.EQ9_NAMES:
+        np.testing.assert_allclose(getattr(back, name), p[name], rtol=1e-10)
+    q = curve.eq9_to_eq14(**p)
+    again = curve.eq9_to_eq14(*curve.eq14_to_eq9(*q))
+    for name in curve.EQ14_NAMES:
+        np.testing.assert_allclose(getattr(again, name), getattr(q, name), rtol=1e-10, atol=1e-14)
+
+
+def test_conversion_formulas_match_the_paper():
+    A, lam, gam, t0, K = 3.0, 0.01, 0.5, 2.0, 7.0
+    q = curve.eq9_to_eq14(A, lam, gam, t0, K)
+    assert q.b == pytest.approx(lam * gam)
+    assert q.tau0 == pytest.approx(t0 / gam)
+    assert q.A1 == pytest.approx(A * np.exp(-lam * t0))
+    assert q.A2 == pytest.approx(q.A1 * np.log(gam))
+    assert q.K == K
+
+
+def _numeric_jacobian(f, t, params, h=1e-6):
+    cols = []
+    for i in range(len(params)):
+        step = h * max(1.0, abs(params[i]))
+        up, down = list(params), list(params)
+        up[i] += step
+        down[i] -= step
+        cols.append((f(t, *up) - f(t, *down)) / (2 * step))
+    return np.stack(cols, axis=-1)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        (50.0, 0.02, 0.002, 1.0, 20.0),  # early peak
+        (20.0, 1e-4, 0.01, 1.0, 5.0),  # slow rise
+        (-8.0, 0.3, 0.7, 3.0, 1.0),  # negative amplitude
+    ],
+)
+def test_eq9_jacobian_matches_finite_differences(params):
+    t = np.linspace(0, 2000, 60)
+    analytic = curve.eq9_jacobian(t, *params)
+    numeric = _numeric_jacobian(curve.eq9, t, params)
+    assert analytic.shape == (t.size, 5)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [(1e-4, 5.0, 3.0, -2.0, 10.0), (0.01, 0.5, -4.0, 1.0, 0.0), (0.0, 100.0, 2.0, 2.0, 3.0)],
+)
+def test_eq14_jacobian_matches_finite_differences(params):
+    t = np.linspace(0, 500, 50)
+    analytic = curve.eq14_jacobian(t, *params)
+    numeric = _numeric_jacobian(curve.eq14, t, params)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_peak_x_solves_the_stationarity_condition():
+    lam = np.logspace(-6, 1, 50)
+    xs = curve.peak_x(lam)
+    np.testing.assert_allclose(lam * xs * np.log(xs), 1.0, rtol=1e-12)
+    # Both closed forms of the paper agree.
+    np.testing.assert_allclose(xs, 1 / (lam * lambertw(1 / lam).real), rtol=1e-12)
+    assert np.all(xs > 1)
+    assert curve.peak_x(0.0) == np.inf
+    assert curve.peak_x(-1.0) == np.inf
+
+
+@pytest.mark.parametrize(
+    "params", [(50.0, 0.02, 0.002, 1.0, 20.0), (2.0, 0.001, 0.1, 5.0, 0.0), (1.0, 0.5, 3.0, 0.1, 0)]
+)
+def test_t_peak_is_where_the_derivative_changes_sign(params):
+    _, lam, gam, t0, _ = params
+    tp = float(curve.t_peak(lam, gam, t0))
+    assert tp > 0
+    eps = 1e-3 * tp
+    d = curve.eq9_jacobian(np.array([tp - eps, tp, tp + eps]), *params)
+    # df/dt = gam * df/dt0: the t0 column is df/dx.
+    dfdt = gam * d[:, 3]
+    assert dfdt[0] > 0 > dfdt[2]
+    assert abs(dfdt[1]) < 1e-9 * max(1.0, abs(dfdt[0]))
+    # and a dense grid puts the maximum there
+    grid = np.linspace(0, 3 * tp, 30001)
+    assert grid[np.argmax(curve.eq9(grid, *params))] == pytest.approx(tp, rel=2e-4)
+
+
+def test_regimes():
+    t_max = 143_000
+    assert curve.regime(50.0, 0.02, 0.002, 1.0, t_max) == "early_peak"
+    assert curve.regime(20.0, 1e-6, 0.01, 1.0, t_max) == "log_rise"
+    assert curve.regime(20.0, 0.0, 0.01, 1.0, t_max) == "log_rise"
+    # x* for lam = 1 is exp(W(1)) = 1.76 < t0 = 5: the peak lies before step 0.
+    assert curve.regime(1.0, 1.0, 0.01, 5.0, t_max) == "decay"
+    grid = curve.regime(1.0, np.array([0.02, 1e-6, 1.0]), 0.002, np.array([1.0, 1.0, 5.0]), t_max)
+    assert list(grid) == ["early_peak", "log_rise", "decay"]
+
+
+def test_asymptote():
+    assert curve.asymptote(5.0, 0.1, 3.0) == 3.0
+    assert curve.asymptote(5.0, 0.0, 3.0) == np.inf
+    assert curve.asymptote(-5.0, 0.0, 3.0) == -np.inf
+    assert curve.asymptote(0.0, -1.0, 3.0) == 3.0
+    # numerically: far out the curve is at K
+    assert curve.eq9(1e7, 5.0, 0.1, 1.0, 1.0, 3.0) == pytest.approx(3.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("gam", [0.0, -1.0])
+def test_non_positive_gam_is_refused(gam):
+    with pytest.raises(ValueError, match="gam must be > 0"):
+        curve.eq9(STEPS, 1.0, 0.1, gam, 1.0, 0.0)
+    with pytest.raises(ValueError, match="gam must be > 0"):
+        curve.t_peak(0.1, gam, 1.0)
+    with pytest.raises(ValueError, match="gam must be > 0"):
+        curve.eq9_to_eq14(1.0, 0.1, gam, 1.0, 0.0)
+
+
+def test_log_argument_must_be_positive():
+    with pytest.raises(ValueError, match=r"x = gam\*t \+ t0 must be > 0.*t0 > 0"):
+        curve.eq9(STEPS, 1.0, 0.1, 1.0, 0.0, 0.0)  # x = 0 at step 0
+    with pytest.raises(ValueError, match=r"t \+ tau0 must be > 0"):
+        curve.eq14(STEPS, 0.1, -1.0, 1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="must be finite"):
+        curve.eq9(STEPS, np.nan, 0.1, 1.0, 1.0, 0.0)
+
+
+def test_eq14_to_eq9_refuses_zero_log_amplitude():
+    with pytest.raises(ValueError, match="A1 must be non-zero"):
+        curve.eq14_to_eq9(0.1, 1.0, 0.0, 1.0, 0.0)
