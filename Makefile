@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINTED := $(wildcard src tests notebooks benchmarks)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED := 0
 
@@ -24,12 +25,12 @@ test: $(STAMP) lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests notebooks benchmarks
-	$(VENV)/bin/ruff format --check src tests notebooks benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests notebooks benchmarks
-	$(VENV)/bin/ruff format src tests notebooks benchmarks
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
 
 clean:
 	rm -rf _build
