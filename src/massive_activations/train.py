@@ -145,16 +145,10 @@ def lr_at(update: int, steps: int, recipe: Recipe) -> float:
 
 
 def measurement_settings(input_ids: torch.Tensor, recipe: Recipe) -> dict:
-    """The measurement settings the activation store records (as extraction writes them)."""
-    from .extract import _fingerprint
+    """The measurement settings the activation store records, exactly as extraction does."""
+    from .extract import measurement_settings as extraction_settings
 
-    return {
-        "n_sequences": int(input_ids.shape[0]),
-        "seq_len": int(input_ids.shape[1]),
-        "tokens_sha256": _fingerprint(input_ids),
-        "batch_size": 1,
-        "attention_sink": bool(recipe.attention_sink),
-    }
+    return extraction_settings(input_ids, batch_size=1, attention_sink=recipe.attention_sink)
 
 
 def run_dir(spec: ModelSpec, suite: Suite, data: TokenData, cache=None, device="cpu") -> Path:
