@@ -517,7 +517,7 @@ def build_large_corpus(
     Path
         The corpus folder, holding ``documents.parquet`` and ``sources.json``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     packages = tuple(packages)
     root = Path(cache) if cache is not None else cache_root()

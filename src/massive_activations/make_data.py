@@ -168,7 +168,7 @@ def _train_all(
     threads: int,
     progress: bool,
 ) -> dict[str, Path]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     recipe = suite.recipe
     costs = {m.name: step_cost(m, recipe.seq_len, data.vocab_size) for m in suite.models}

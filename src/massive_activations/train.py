@@ -268,7 +268,7 @@ def train_model(
     Path
         The run folder (see the module docstring).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     recipe = suite.recipe
     dev = torch.device(device)
