@@ -30,5 +30,5 @@ def test_tables_have_the_paper_shapes():
 
 
 def test_unknown_entry_error_names_the_choices():
-    with pytest.raises(KeyError, match="No reference entry 'tabel1'.*table1_mean_r2"):
+    with pytest.raises(KeyError, match=r"No reference entry 'tabel1'.*table1_mean_r2"):
         reference.entry("tabel1")

@@ -11,8 +11,12 @@ corpus, tokenizer, suite, train, make_data
 measure, sources, store, extract, raw_import
     Massive-activation statistics from any checkpoint series (Pythia revisions, local suites,
     a GGUF model) and the paper's released raw files, into one resumable parquet table.
-trajectories, hypotheses, alternatives, fitting, uncertainty, batch_lsq, fit_suite
-    Per-layer trajectories and their curve fits with uncertainty.
+suite_data, activation_data
+    The notebooks' loaders: a suite's data folder, and activation tables from any source.
+trajectories, hypotheses, alternatives, fit_problem, fitting, uncertainty, batch_lsq,
+fit_suite, synthetic
+    Per-layer trajectories and their curve fits with uncertainty, tested on synthetic
+    trajectories of known parameters.
 reference
     The paper's reported values, from one cited data file.
 plots

@@ -1,0 +1,130 @@
+"""fit_all on a small synthetic suite: the table, its determinism, the paper tables, I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from massive_activations.fit_suite import (
+    PAPER_TABLE1,
+    PAPER_TABLE5,
+    PARAM_NAMES,
+    compare_procedures,
+    fit_all,
+    fits_path,
+    read_fits,
+    regime_table,
+    table1,
+    table5,
+    write_fits,
+)
+from massive_activations.schedule import scaled_schedule
+from massive_activations.synthetic import EXAMPLE_CURVES, simulate_table
+
+STEPS = scaled_schedule(143_000, 20)
+CURVES = {
+    "pythia-70m": {1: EXAMPLE_CURVES["early_peak"], 2: EXAMPLE_CURVES["log_rise"]},
+    "tiny": {1: EXAMPLE_CURVES["early_peak"]},
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return simulate_table(CURVES, STEPS, suite="syn", seed=1)
+
+
+@pytest.fixture(scope="module")
+def fits(table):
+    return fit_all(table, n_bootstrap=20, seed=3, progress=False)
+
+
+def test_one_row_per_layer_hypothesis_and_procedure(fits):
+    assert len(fits) == 3 * 4 * 2
+    assert not fits.duplicated(["model", "layer", "hypothesis", "procedure"]).any()
+    assert set(fits["status"]) <= {"ok", "at_bound", "not_converged", "failed"}
+    assert (fits["suite"] == "syn").all() and (fits["n_points"] > 0).all()
+    for n in PARAM_NAMES:
+        for suffix in ("", "_stderr", "_cov_lo", "_prof_lo", "_boot_hi", "_flags", "_identified"):
+            assert f"{n}{suffix}" in fits.columns
+    eq9 = fits[(fits["hypothesis"] == "eq9") & (fits["model"] == "tiny")]
+    assert eq9[["A", "lam", "gam", "t0", "K"]].notna().all().all()
+    assert eq9[["b", "tau", "w"]].isna().all().all()
+    # uncertainty for Eq. 9 / Eq. 14 only: bootstrap there, none for the step responses
+    assert (fits.loc[fits["hypothesis"].isin(["eq9", "eq14"]), "n_boot"] == 20).all()
+    assert (fits.loc[fits["hypothesis"].isin(["step1", "step2"]), "n_boot"] == 0).all()
+    ok = eq9[eq9["procedure"] == "ours"].iloc[0]
+    assert ok["K_prof_lo"] < ok["K"] < ok["K_prof_hi"]
+    assert ok["t_peak_boot_lo"] < ok["t_peak"] < ok["t_peak_boot_hi"]
+    assert ok["regime"] == "early_peak" and len(ok["residuals"]) == ok["n_points"]
+
+
+def test_rows_are_deterministic_and_independent_of_the_other_layers(table, fits):
+    alone = fit_all(table[table["model"] == "tiny"], n_bootstrap=20, seed=3, progress=False)
+    mine = fits[fits["model"] == "tiny"].reset_index(drop=True)
+    cols = [c for c in mine.columns if c not in ("n_layers", "relative_depth")]
+    pd.testing.assert_frame_equal(alone[cols], mine[cols])
+    other = fit_all(
+        table[table["model"] == "tiny"],
+        n_bootstrap=20,
+        seed=4,
+        progress=False,
+        hypotheses=("eq9",),
+        procedures=("ours",),
+    )
+    assert other["K_boot_lo"].iloc[0] != mine.loc[mine["hypothesis"] == "eq9"].iloc[1]["K_boot_lo"]
+
+
+def test_failed_fits_are_kept(table):
+    few = table[(table["model"] == "tiny") & (table["step"] <= 4)]
+    out = fit_all(few, hypotheses=("eq9",), n_bootstrap=0, progress=False)
+    assert len(out) == 2 and (out["status"] == "failed").all()
+    assert out["message"].str.contains("need at least").all()
+
+
+def test_write_and_read_back(tmp_path, fits):
+    path = write_fits(fits, tmp_path, "syn")
+    assert path == fits_path(tmp_path, "syn") and path.is_file()
+    assert not list(path.parent.glob(".*.tmp"))
+    back = read_fits(tmp_path, "syn")
+    assert back.shape == fits.shape
+    assert np.allclose(back["residuals"].iloc[0], fits["residuals"].iloc[0])
+    with pytest.raises(FileNotFoundError, match="fit_all"):
+        read_fits(tmp_path, "other")
+
+
+def test_table1_and_table5_carry_the_papers_numbers(fits):
+    t1 = table1(fits)
+    assert set(t1["procedure"]) == {"paper", "ours"}
+    row = t1[(t1["model"] == "pythia-70m") & (t1["procedure"] == "ours")].iloc[0]
+    assert row["paper_r2"] == PAPER_TABLE1["70m"] and row["n_layers"] == 2
+    eq9 = fits[
+        (fits["model"] == "pythia-70m")
+        & (fits["procedure"] == "ours")
+        & (fits["hypothesis"] == "eq9")
+    ]
+    assert row["r2_eq9"] == pytest.approx(eq9["r2"].mean())
+    assert np.isnan(t1.loc[t1["model"] == "tiny", "paper_r2"]).all()
+    t5 = table5(fits)
+    assert len(t5) == 2 * 2 * 4
+    r = t5[(t5["model"] == "pythia-70m") & (t5["hypothesis"] == "step1")].iloc[0]
+    assert r["paper_r2"] == PAPER_TABLE5.loc["step1", "70m"]
+    share = t5.groupby(["model", "procedure"])["aic_best_share"].sum()
+    assert np.allclose(share, 1.0)
+
+
+def test_compare_procedures_and_regime_table(fits):
+    comp = compare_procedures(fits)
+    assert set(comp["procedure"]) == {"paper", "ours"} and len(comp) == 2 * 4 * 2
+    shares = comp[[c for c in comp.columns if c.startswith("share_") and c != "share_identified"]]
+    assert np.allclose(shares.sum(axis=1), 1.0)
+    reg = regime_table(fits)
+    assert len(reg) == 3
+    first = reg[(reg["model"] == "tiny")].iloc[0]
+    assert first["paper_claim"] == "early_peak" and first["regime"] == "early_peak"
+    assert bool(first["agrees"])
+
+
+def test_unknown_models_are_named(table):
+    with pytest.raises(ValueError, match="not in the table"):
+        fit_all(table, models=["pythia-12b"], progress=False)

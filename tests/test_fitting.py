@@ -1,0 +1,250 @@
+"""Certified-value tests of the fits (as lmfit tests itself against NIST StRD), and the parts.
+
+Certified values are synthetic: Eq. 9 curves with known parameters in both regimes
+(:data:`~massive_activations.synthetic.EXAMPLE_CURVES`) on Pythia's 154-checkpoint schedule
+and a scaled one (53 checkpoints).  Tolerances:
+
+* noise-free data: every parameter within a relative ``5e-5`` of the truth (>= 4 significant
+  digits), from at least one of two starting points (the procedure's own, and the truth
+  scaled by 1.1, as NIST's "start 2");
+* the chi-square at the true parameters equals the injected noise's sum of squares to a
+  relative ``1e-10``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+from scipy.optimize import least_squares
+
+from massive_activations import alternatives, curve
+from massive_activations.batch_lsq import batch_least_squares
+from massive_activations.fit_problem import Problem
+from massive_activations.fitting import OURS, fit_series, fit_window, get_procedure
+from massive_activations.hypotheses import HYPOTHESES, get_hypothesis
+from massive_activations.schedule import pythia_steps, scaled_schedule
+from massive_activations.synthetic import EXAMPLE_CURVES, simulate_layer
+
+SCHEDULES = {
+    "pythia": np.array(pythia_steps(), float),
+    "scaled": np.array(scaled_schedule(143_000, 40), float),
+}
+DIGITS_RTOL = 5e-5
+
+
+def _truth(hypothesis: str, regime: str) -> dict:
+    p = EXAMPLE_CURVES[regime]
+    if hypothesis == "eq9":
+        return dict(p)
+    return dict(zip(curve.EQ14_NAMES, map(float, curve.eq9_to_eq14(**p)), strict=True))
+
+
+@pytest.mark.parametrize("procedure", ["paper", "ours"])
+@pytest.mark.parametrize("hypothesis", ["eq9", "eq14"])
+@pytest.mark.parametrize("regime", list(EXAMPLE_CURVES))
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_noise_free_fit_recovers_certified_parameters(schedule, regime, hypothesis, procedure):
+    steps = SCHEDULES[schedule]
+    y = curve.eq9(steps, **EXAMPLE_CURVES[regime])
+    truth = _truth(hypothesis, regime)
+    errors = []
+    for start in (None, {k: 1.1 * v for k, v in truth.items()}):
+        fit = fit_series(
+            steps, y, hypothesis=hypothesis, procedure=procedure, start=start, window="full"
+        )
+        if fit.params:
+            errors.append(max(abs(fit.params[k] / v - 1) for k, v in truth.items()))
+    assert min(errors) < DIGITS_RTOL, errors
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("hypothesis", ["eq9", "eq14"])
+@pytest.mark.parametrize("regime", list(EXAMPLE_CURVES))
+def test_chisqr_at_true_parameters_equals_injected_noise(regime, hypothesis, weighted):
+    steps = SCHEDULES["pythia"]
+    top, truth_curve = simulate_layer(steps, EXAMPLE_CURVES[regime], rng=3)
+    y = top.mean(axis=1)
+    noise = y - truth_curve
+    sigma = 0.02 * y if weighted else None
+    problem = Problem(hypothesis, steps, y, sigma, "ours", log_scale=weighted)
+    truth = _truth(hypothesis, regime)
+    expected = np.sum((noise / sigma) ** 2) if weighted else np.sum(noise**2)
+    got = problem.chisqr([truth[n] for n in problem.hypothesis.names])
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+CASES = {
+    "eq9": EXAMPLE_CURVES["early_peak"],
+    "eq14": _truth("eq14", "early_peak"),
+    "step1": {"K": 50.0, "A": 40.0, "tau": 20_000.0},
+    "step2": {"K": 50.0, "A": 40.0, "w": 1e-4, "zeta": 0.4},
+}
+
+
+@pytest.mark.parametrize("log_scale", [False, True])
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_normalisation_maps_every_parameter_back_exactly(name, log_scale):
+    h = get_hypothesis(name)
+    steps = SCHEDULES["scaled"]
+    p = [CASES[name][n] for n in h.names]
+    y = h.func(steps, *p)
+    problem = Problem(h, steps, y, None, "ours", log_scale=log_scale)
+    theta = problem.to_theta(p)
+    assert np.allclose(problem.to_original(theta), p, rtol=1e-12)
+    # the normalised curve, mapped back, is the original-unit curve
+    assert np.allclose(problem.curve(theta), y, rtol=1e-10)
+    assert np.allclose(problem.residual(theta), 0, atol=1e-9)
+
+
+def test_covariance_matches_an_independent_original_unit_computation():
+    steps = SCHEDULES["scaled"]
+    top, _ = simulate_layer(steps, EXAMPLE_CURVES["early_peak"], rng=1)
+    y = top.mean(axis=1)
+    fit = fit_series(steps, y, hypothesis="eq9", procedure="paper")
+    p = [fit.params[n] for n in curve.EQ9_NAMES]
+    J = curve.eq9_jacobian(steps, *p)
+    resid = y - curve.eq9(steps, *p)
+    cov = np.linalg.inv(J.T @ J) * np.sum(resid**2) / (steps.size - 5)  # scale_covar=True
+    assert np.allclose(fit.covar, cov, rtol=1e-4)
+    assert fit.redchi == pytest.approx(np.sum(resid**2) / (steps.size - 5))
+
+
+def test_lmfit_runs_least_squares_on_the_parameters_with_our_jacobian():
+    steps = SCHEDULES["scaled"]
+    fit = fit_series(steps, curve.eq9(steps, **EXAMPLE_CURVES["early_peak"]), procedure="ours")
+    kws = fit.lmfit_result.call_kws
+    assert fit.lmfit_result.method == "least_squares"
+    assert kws["kwargs"] == {"apply_bounds_transformation": False}
+    assert callable(kws["jac"]) and kws["x_scale"] == "jac"
+    assert fit.minimizer.scale_covar is True
+
+
+def test_batch_solver_reaches_the_least_squares_minima():
+    steps = SCHEDULES["scaled"]
+    h = get_hypothesis("eq9")
+    rng = np.random.default_rng(0)
+    Z, X0 = [], []
+    for i in range(6):
+        top, _ = simulate_layer(steps, EXAMPLE_CURVES["early_peak"], rng=i)
+        Z.append(top.mean(axis=1))
+    problem = Problem(h, steps, Z[0], None, "ours", log_scale=True)
+    Zn = (np.array(Z) - problem.y_min) / problem.y_scale
+    truth = problem.to_theta([EXAMPLE_CURVES["early_peak"][n] for n in h.names])
+    X0 = truth + 0.05 * rng.standard_normal((6, 5))
+    fun, jac = problem.batch(Zn)
+    res = batch_least_squares(fun, jac, X0, problem.lower, problem.upper, valid=problem.valid)
+    assert res.success.all()
+    for b in range(6):
+        ref = least_squares(
+            lambda x, b=b: fun(x[None], np.array([b]))[0],
+            X0[b],
+            jac=lambda x, b=b: jac(x[None], np.array([b]))[0],
+            bounds=(problem.lower, problem.upper),
+            xtol=1e-14,
+            ftol=1e-14,
+        )
+        assert res.cost[b] == pytest.approx(ref.cost, rel=1e-8)
+        assert np.allclose(problem.to_original(res.x[b]), problem.to_original(ref.x), rtol=1e-5)
+
+
+def test_batch_solver_holds_a_bound_and_rejects_invalid_starts():
+    # minimise (x0 - 1)^2 + (x1 + 2)^2 with x1 >= 0: the solution sits on the bound x1 = 0
+    target = np.array([1.0, -2.0])
+
+    def fun(X, rows):
+        return X - target
+
+    def jac(X, rows):
+        return np.broadcast_to(np.eye(2), (X.shape[0], 2, 2)).copy()
+
+    X0 = np.array([[5.0, 5.0], [np.nan, 1.0]])
+    res = batch_least_squares(fun, jac, X0, [-np.inf, 0.0], [np.inf, np.inf])
+    assert np.allclose(res.x[0], [1.0, 0.0]) and res.success[0]
+    assert not res.success[1] and np.isinf(res.cost[1])
+
+
+@pytest.mark.parametrize("zeta", [0.2, 0.7, 1.0, 1.0 + 1e-9, 1.3, 4.0])
+def test_second_order_step_response_matches_scipy_signal(zeta):
+    w = 3.0
+    t = np.linspace(0, 10, 200)
+    _, ref = signal.step(signal.lti([w * w], [1.0, 2 * zeta * w, w * w]), T=t)
+    # step2 = K - A * (1 - unit step response)
+    got = alternatives.step2(t, K=1.0, A=1.0, w=w, zeta=zeta)
+    assert np.allclose(got, ref, atol=1e-7)
+
+
+def test_step_response_jacobians_match_finite_differences():
+    t = np.linspace(0, 5, 30)
+    for func, jac, p in [
+        (alternatives.step1, alternatives.step1_jacobian, [2.0, 1.5, 0.7]),
+        (alternatives.step2, alternatives.step2_jacobian, [2.0, 1.5, 1.3, 0.5]),
+        (alternatives.step2, alternatives.step2_jacobian, [2.0, 1.5, 1.3, 2.5]),
+    ]:
+        J = jac(t, *p)
+        for j in range(len(p)):
+            hi, lo = list(p), list(p)
+            hi[j] += 1e-6
+            lo[j] -= 1e-6
+            assert np.allclose(J[:, j], (func(t, *hi) - func(t, *lo)) / 2e-6, atol=1e-6)
+
+
+def test_step_responses_reject_bad_parameters():
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        alternatives.step1([0.0, 1.0], 1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="zeta >= 0"):
+        alternatives.step2([0.0, 1.0], 1.0, 1.0, 1.0, -0.1)
+
+
+def test_fit_window_choices():
+    steps = np.array([0, 8, 16, 32, 1000, 50_000, 100_000], float)
+    y = np.array([5.0, 3.0, 2.0, 4.0, 20.0, 60.0, 1.0])  # dip at 16, low value at the end
+    assert fit_window(steps, y, "full").all()
+    # the early minimum, not the global one at the end, starts the window
+    assert list(steps[fit_window(steps, y, "from_min")]) == [16, 32, 1000, 50_000, 100_000]
+    assert list(steps[fit_window(steps, y, 1000)]) == [1000, 50_000, 100_000]
+    with pytest.raises(ValueError, match="window must be"):
+        fit_window(steps, y, "auto")
+    with pytest.raises(ValueError, match="window must be"):
+        get_procedure("ours", window="middle")
+    assert get_procedure("ours", window=32).window == 32 and OURS.window == "from_min"
+
+
+def test_the_fit_window_removes_the_early_dip():
+    steps = SCHEDULES["scaled"]
+    top, truth = simulate_layer(steps, EXAMPLE_CURVES["early_peak"], cv=0.0, dip=0.3)
+    full = fit_series(steps, top.mean(axis=1), procedure="ours", window="full")
+    cut = fit_series(steps, top.mean(axis=1), procedure="ours", window="from_min")
+    assert cut.window_start == 16 and full.window_start == 0
+    assert cut.r2 > full.r2
+    # from step 15 on the synthetic curve is exactly Eq. 9: the cut fit finds the truth
+    truth = EXAMPLE_CURVES["early_peak"]
+    assert max(abs(cut.params[k] / v - 1) for k, v in truth.items()) < DIGITS_RTOL
+    assert max(abs(full.params[k] / v - 1) for k, v in truth.items()) > 0.01
+
+
+def test_failed_fits_are_kept_with_a_reason():
+    fit = fit_series([0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], hypothesis="eq9", procedure="paper")
+    assert fit.status == "failed" and "need at least" in fit.message and fit.n_points == 4
+    bad = fit_series(
+        [0, 10, 20, 30, 40, 50, 60], [1, 2, -3, 4, 5, 6, 7], procedure="ours", window="full"
+    )
+    assert bad.status == "failed" and "y > 0" in bad.message
+
+
+def test_a_pure_logarithmic_rise_ends_on_a_bound_and_says_so():
+    steps = SCHEDULES["scaled"]
+    y = 100 * np.log(steps / 500 + 1) + 5  # lam = 0: Eq. 9's limit, not a member
+    fit = fit_series(steps, y, hypothesis="eq9", procedure="ours", window="full")
+    assert fit.status == "at_bound" and fit.at_bound
+    assert "at a bound" in fit.message
+    assert fit.r2 > 0.9999
+
+
+def test_unknown_names_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="eq9"):
+        get_hypothesis("eq10")
+    with pytest.raises(ValueError, match="paper"):
+        get_procedure("mine")
+    with pytest.raises(ValueError, match="needs exactly"):
+        fit_series(SCHEDULES["scaled"], SCHEDULES["scaled"] + 1, start={"A": 1.0})
