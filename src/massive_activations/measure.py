@@ -26,21 +26,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .store import TABLE_COLUMNS
+
 __all__ = ["COLUMNS", "STATUSES", "decoder_layers", "measure_model"]
 
-#: Columns of :func:`measure_model`'s table (``attn_first_pos`` only with ``attention_sink``).
-COLUMNS = (
-    "layer",
-    "sequence",
-    "top1",
-    "top2",
-    "top3",
-    "median",
-    "top1_position",
-    "top1_channel",
-    "top1_token",
-    "status",
-)
+#: Columns of :func:`measure_model`'s table (``attn_first_pos`` only with ``attention_sink``):
+#: the activation table's, less those that name the checkpoint.
+COLUMNS = tuple(c for c in TABLE_COLUMNS if c not in ("suite", "model", "step", "dtype"))
 
 #: Values of the ``status`` column.  ``"overflow"``: the layer output holds +-inf (a value
 #: beyond the dtype's range, typically fp16's 65504); ``"nonfinite"``: it holds NaN.
