@@ -17,6 +17,8 @@ trajectories, hypotheses, alternatives, fit_problem, fitting, uncertainty, batch
 fit_suite, synthetic
     Per-layer trajectories and their curve fits with uncertainty, tested on synthetic
     trajectories of known parameters.
+features, predictor
+    Architecture features (paper Table 4) and the predictors of the curve parameters.
 reference
     The paper's reported values, from one cited data file.
 plots
