@@ -56,6 +56,7 @@ from massive_activations.fit_suite import (
     regime_table,
     table1,
     table5,
+    write_fits,
 )
 from massive_activations.schedule import pythia_steps
 from massive_activations.synthetic import simulate_table
@@ -148,6 +149,7 @@ known
 # %%
 table = suite_activations(suite, data_dir, reuse=reuse)
 fits = fit_all(table, window=window, n_bootstrap=n_bootstrap, seed=seed, progress=False)
+fits_file = write_fits(fits, data_dir, suite)  # read by the predictor chapter
 traj = trajectories(table)
 n_ck = traj.groupby("model").step.nunique()
 glue("n_fits", len(fits), display=False)

@@ -8,10 +8,10 @@ import pytest
 
 from massive_activations import predictor as P
 from massive_activations.curve import eq9
-from massive_activations.features import FEATURE_NAMES, layer_features
+from massive_activations.features import FEATURE_NAMES
 from massive_activations.fit_suite import fit_all
 from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, simulate_table
+from massive_activations.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
 
 FAST = {  # one value per parameter (two for Ridge): the tests stay fast
     "Ridge": {"alpha": [0.01, 1.0]},
@@ -22,37 +22,8 @@ FAST = {  # one value per parameter (two for Ridge): the tests stay fast
 
 
 def synthetic_fits(n_models: int = 12, seed: int = 0, noise: float = 0.05):
-    """A fits-like table whose every target is a known function of H/d and d_ff/d only.
-
-    ``s = z(H/d) + z(d_ff/d) + noise`` (``z``: standardised over the layers), and
-    ``slog1p(A) = 4 + s``; the other targets are monotone in ``s`` too.
-    """
-    rng = np.random.default_rng(seed)
-    archs, frames = {}, []
-    for i in range(n_models):
-        d = int(rng.choice([64, 128, 256]))
-        archs[f"m{i}"] = {
-            "n_layers": int(rng.integers(2, 9)),
-            "d_model": d,
-            "n_heads": int(rng.choice([2, 4, 8])),
-            "d_ff": int(rng.choice([2, 3, 4, 6, 8])) * d,
-        }
-        frames.append(layer_features({**archs[f"m{i}"], "name": f"m{i}"}))
-    f = pd.concat(frames, ignore_index=True)
-
-    def z(c):
-        return (f[c] - f[c].mean()) / f[c].std()
-
-    s = z("H_over_d") + z("dff_over_d") + noise * rng.standard_normal(len(f))
-    fits = f[["model", "layer", "n_layers"]].assign(hypothesis="eq9", procedure="ours")
-    fits["A"] = P.slog1p_inverse(4 + s)
-    fits["lam"] = np.expm1(0.3 + 0.1 * s)
-    fits["gam"] = 1e-3 * np.exp(0.2 * s)
-    fits["t0"] = 1 + 0.5 * np.exp(0.3 * s)
-    fits["K"] = np.exp(2 + 0.5 * s)
-    for t in P.TARGETS:
-        fits[f"{t}_identified"] = pd.array([True] * len(fits), dtype="boolean")
-    return fits, archs
+    """Targets that are known functions of H/d and d_ff/d (see ``architecture_fits``)."""
+    return architecture_fits(n_models, seed, noise)
 
 
 @pytest.fixture(scope="module")
