@@ -52,7 +52,12 @@ from myst_nb import glue
 
 from massive_activations import reference
 from massive_activations.activation_data import pretrained_activations, suite_activations
-from massive_activations.trajectories import trajectories, variability_summary
+from massive_activations.trajectories import (
+    position0_share,
+    top1_location,
+    trajectories,
+    variability_summary,
+)
 
 sns.set_theme(context="notebook", style="whitegrid")
 table = suite_activations(
@@ -163,10 +168,7 @@ plt.show()
 # sequences whose top-1 lies at position 0, and the channel that holds the top-1 most often.
 
 # %%
-big = table[table.model == largest]
-at_zero = big.assign(at0=big.top1_position == 0).pivot_table(
-    index="layer", columns="step", values="at0", aggfunc="mean"
-)
+at_zero = position0_share(table, largest)
 fig, ax = plt.subplots(figsize=(10, 0.5 * len(at_zero) + 1.8))
 sns.heatmap(at_zero, vmin=0, vmax=1, cmap="rocket_r", ax=ax,
             cbar_kws={"label": "share of sequences with top-1 at position 0"})  # fmt: skip
@@ -175,16 +177,7 @@ ax.set_ylabel("decoder layer")
 ax.set_title(f"{largest}: does the top-1 sit on the first token?")
 plt.show()
 
-modal = (
-    big[big.step == last]
-    .groupby("layer")
-    .agg(
-        top1_channel=("top1_channel", lambda s: s.mode().iloc[0]),
-        channel_share=("top1_channel", lambda s: (s == s.mode().iloc[0]).mean()),
-        position0_share=("top1_position", lambda s: (s == 0).mean()),
-        mean_top1=("top1", "mean"),
-    )
-)
+modal = top1_location(table, largest, last)
 glue("pos0_share_last", float(modal.position0_share.max()), display=False)
 modal
 

@@ -42,7 +42,6 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -53,6 +52,7 @@ from massive_activations.fit_suite import (
     compare_procedures,
     fit_all,
     fit_layer,
+    recovery_table,
     regime_table,
     table1,
     table5,
@@ -108,18 +108,7 @@ glue("syn_cv", syn_cv, display=False)
 glue("syn_n_seq", syn_n_seq, display=False)
 syn_fits = fit_all(synthetic, hypotheses=("eq9",), procedures=("ours",), window="full",
                    n_bootstrap=n_bootstrap, seed=seed, progress=False)  # fmt: skip
-rows = []
-for name, p in truths.items():
-    fits_m = syn_fits[syn_fits.model == name]
-    for par, true in p.items():
-        lo, hi = fits_m[f"{par}_cov_lo"], fits_m[f"{par}_cov_hi"]
-        rows.append({
-            "regime": name, "parameter": par, "true": true,
-            "median estimate": fits_m[par].median(),
-            "covered by 95% CI": f"{int(((lo <= true) & (true <= hi)).sum())}/{len(fits_m)}",
-            "identified": f"{int(fits_m[f'{par}_identified'].fillna(False).sum())}/{len(fits_m)}",
-        })  # fmt: skip
-known = pd.DataFrame(rows).set_index(["regime", "parameter"])
+known = recovery_table(syn_fits, truths)
 tp_true = float(curve.t_peak(truths["early peak"]["lam"], truths["early peak"]["gam"],
                              truths["early peak"]["t0"]))  # fmt: skip
 early_fits = syn_fits[syn_fits.model == "early peak"]

@@ -128,3 +128,20 @@ def test_compare_procedures_and_regime_table(fits):
 def test_unknown_models_are_named(table):
     with pytest.raises(ValueError, match="not in the table"):
         fit_all(table, models=["pythia-12b"], progress=False)
+
+
+def test_recovery_table_counts_coverage_and_identification():
+    from massive_activations.fit_suite import recovery_table
+
+    fits = pd.DataFrame(
+        {
+            "model": ["a", "a", "b"],
+            "K": [1.0, 3.0, 10.0],
+            "K_cov_lo": [0.5, 2.5, 9.0],
+            "K_cov_hi": [1.5, 3.5, 11.0],
+            "K_identified": pd.array([True, False, pd.NA], dtype="boolean"),
+        }
+    )
+    out = recovery_table(fits, {"a": {"K": 1.2}, "b": {"K": 10.0}})
+    assert out.loc[("a", "K")].tolist() == [1.2, 2.0, 2, 1, 1]
+    assert out.loc[("b", "K"), "n_covered"] == 1 and out.loc[("b", "K"), "n_identified"] == 0

@@ -153,3 +153,29 @@ def test_sequence_ratio_skips_missing_and_rejects_unknown_quantity():
     assert sequence_ratio(top, med, "ratio_mean")[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="quantity"):
         sequence_ratio(top, med, "median")
+
+
+def test_top1_location_and_position0_share():
+    from massive_activations.trajectories import position0_share, top1_location
+
+    rows = [
+        # model, step, layer, sequence, top1_position, top1_channel, top1
+        ("m", 0, 1, 0, 5, 3, 1.0),
+        ("m", 0, 1, 1, 0, 3, 2.0),
+        ("m", 10, 1, 0, 0, 7, 4.0),
+        ("m", 10, 1, 1, 0, 7, 6.0),
+        ("m", 10, 2, 0, 0, 9, 8.0),
+        ("m", 10, 2, 1, 4, 2, 2.0),
+    ]
+    table = pd.DataFrame(
+        rows,
+        columns=["model", "step", "layer", "sequence", "top1_position", "top1_channel", "top1"],
+    )
+    share = position0_share(table, "m")
+    assert share.loc[1, 0] == 0.5 and share.loc[1, 10] == 1.0 and share.loc[2, 10] == 0.5
+    loc = top1_location(table, "m", 10)
+    assert loc.loc[1].tolist() == [7, 1.0, 1.0, 5.0]
+    # a tie between channels 2 and 9: the lowest is reported, held by half the sequences
+    assert loc.loc[2, "top1_channel"] == 2 and loc.loc[2, "channel_share"] == 0.5
+    with pytest.raises(ValueError, match="No rows for model 'x'"):
+        position0_share(table, "x")

@@ -39,7 +39,9 @@ __all__ = [
     "LayerSequences",
     "layer_sequences",
     "paper_model_key",
+    "position0_share",
     "sequence_ratio",
+    "top1_location",
     "trajectories",
     "variability_summary",
 ]
@@ -315,3 +317,40 @@ def layer_sequences(
         a[i[good], j[good]] = rows[c].to_numpy(float)[good]
         arrays[c] = a
     return LayerSequences(str(model), int(layer), steps.astype(np.int64), seqs, **arrays)
+
+
+def position0_share(table: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Share of sequences whose top-1 sits at position 0, as a (layer x step) table."""
+    rows = table[table["model"] == model]
+    if rows.empty:
+        raise ValueError(
+            f"No rows for model {model!r}; the table has {sorted(table.model.unique())}."
+        )
+    return rows.assign(at0=rows["top1_position"] == 0).pivot_table(
+        index="layer", columns="step", values="at0", aggfunc="mean"
+    )
+
+
+def top1_location(table: pd.DataFrame, model: str, step: int) -> pd.DataFrame:
+    """Where the top-1 sits, per layer, at one checkpoint of one model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by layer: ``top1_channel`` (the channel holding the top-1 in most sequences,
+        the lowest on ties), ``channel_share`` (the share of sequences where it does),
+        ``position0_share`` and ``mean_top1``.
+    """
+    rows = table[(table["model"] == model) & (table["step"] == step)]
+    if rows.empty:
+        raise ValueError(f"No rows for model {model!r} at step {step}.")
+
+    def modal(s: pd.Series) -> int:
+        return int(s.mode().iloc[0])
+
+    return rows.groupby("layer").agg(
+        top1_channel=("top1_channel", modal),
+        channel_share=("top1_channel", lambda s: float((s == modal(s)).mean())),
+        position0_share=("top1_position", lambda s: float((s == 0).mean())),
+        mean_top1=("top1", "mean"),
+    )
