@@ -144,7 +144,12 @@ def _train_in_worker(spec, suite, data, eval_ids, cache, device, threads) -> str
     def report(name: str, step: int) -> None:
         _QUEUE.put((name, step))
 
-    folder = train_model(
+    return str(_train(spec, suite, data, eval_ids, cache, device, threads, report))
+
+
+def _train(spec, suite, data, eval_ids, cache, device, threads, on_step) -> Path:
+    """One model's run, without its own progress bar (the caller reports ``on_step``)."""
+    return train_model(
         spec,
         suite,
         data,
@@ -153,9 +158,8 @@ def _train_in_worker(spec, suite, data, eval_ids, cache, device, threads) -> str
         device=device,
         threads=threads,
         progress=False,
-        on_step=report,
+        on_step=on_step,
     )
-    return str(folder)
 
 
 def _train_all(
@@ -195,17 +199,7 @@ def _train_all(
     with bar:
         if jobs == 1:
             for spec in todo:
-                train_model(
-                    spec,
-                    suite,
-                    data,
-                    eval_ids,
-                    cache=cache,
-                    device=device,
-                    threads=threads,
-                    progress=False,
-                    on_step=advance,
-                )
+                _train(spec, suite, data, eval_ids, cache, device, threads, advance)
         else:
             import multiprocessing as mp
 
