@@ -22,6 +22,8 @@ Timed, each on the same trajectories and bootstrap draws:
   procedures, the bootstrap for Eq. 9 and Eq. 14, profile intervals for Eq. 9, with
   ``--jobs`` processes.
 
+``--data data/default/activations.parquet`` runs the same on the default suite's measurements.
+
 Usage::
 
     nice -n 10 python benchmarks/fitting.py            # ~1-2 min on 2 cores
@@ -132,13 +134,23 @@ def main(argv=None) -> None:
         default=3,
         help="run the curve_fit baseline on every n-th layer (it is slow)",
     )
+    ap.add_argument(
+        "--data",
+        help="an activation table (e.g. data/default/activations.parquet) instead of the "
+        "synthetic suite",
+    )
     args = ap.parse_args(argv)
-    table = suite_table(args.seed)
+    if args.data:
+        from massive_activations.store import read_table
+
+        table = read_table(args.data)
+    else:
+        table = suite_table(args.seed)
     pairs = table[["model", "layer"]].drop_duplicates().itertuples(index=False)
     layers = [layer_sequences(table, m, la) for m, la in pairs]
     n_steps = table["step"].nunique()
     print(
-        f"suite: {len(LAYERS)} models, {len(layers)} layers, {n_steps} checkpoints, "
+        f"suite: {table['model'].nunique()} models, {len(layers)} layers, {n_steps} checkpoints, "
         f"{table['sequence'].nunique()} sequences; bootstrap n={args.n_bootstrap}"
     )
 

@@ -14,7 +14,9 @@
 # # Measuring massive activations
 #
 # **Reproduces:** the measurement of the paper's Section 3 (Eqs. 1-8), the per-layer top-3 and
-# median before and after training (**Figs. 1a and 3**), where the top activation sits, and
+# median before and after training (**Figs. 1a and 3**), the top-1/2/3 ratios over training
+# (**Fig. 4**), the final ratio against model size (**Fig. 2**), each layer's peak and its
+# step over relative depth (**Fig. 5**), where the top activation sits, and
 # the variability over evaluation sequences (**Table 2**) {cite}`gallego2025hidden`; and, on a
 # real pretrained language model, the phenomenon as Sun et al. {cite}`sun2024massive`
 # describe it.
@@ -51,8 +53,15 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from massive_activations import reference
-from massive_activations.activation_data import pretrained_activations, suite_activations
+from massive_activations.activation_data import (
+    architectures_table,
+    pretrained_activations,
+    suite_activations,
+)
+from massive_activations.plots import plot_peak_heatmaps, plot_ratio_evolution, plot_size_scaling
 from massive_activations.trajectories import (
+    layer_summary,
+    peak_table,
     position0_share,
     top1_location,
     trajectories,
@@ -161,6 +170,43 @@ ax.set_title(f"Final-checkpoint ratio: our `{suite}` models (blue) vs Pythia (re
 plt.show()
 
 # %% [markdown]
+# ## Dynamics over training (paper Figs. 4, 2 and 5)
+#
+# The top-1, top-2 and top-3 over the median for every layer of the largest model across
+# training (Fig. 4). When the top-2 and top-3 follow the top-1, several elements grow
+# together (one channel across the first tokens, or several channels); when the top-1
+# separates from them, a single element carries the outlier.
+
+# %%
+plot_ratio_evolution(traj, largest)
+plt.show()
+
+# %% [markdown]
+# The final ratio (largest over layers) against the total number of parameters (Fig. 2), with
+# Pythia's final ratios from the paper's Fig. 3 on the same axes, and the peak of each layer's
+# trajectory and when it happened, over relative depth (Fig. 5).
+
+# %%
+archs = architectures_table(suite, data_dir, seq_len=seq_len).set_index("model")
+sizes = final.join(archs["params"], how="inner").reset_index()
+pythia = reference.table("pythia_architectures")["n_params"]
+ref_points = pd.DataFrame({"model": [f"Pythia-{m}" for m in paper_final.index],
+                           "params": [pythia[m] for m in paper_final.index],
+                           "ratio": paper_final.to_numpy()})  # fmt: skip
+plot_size_scaling(sizes, ref_points)
+plt.show()
+peaks = peak_table(traj)
+glue("n_peak_inside", int(peaks.peak_inside.sum()), display=False)
+glue("n_peak_layers", len(peaks), display=False)
+plot_peak_heatmaps(peaks)
+plt.show()
+
+# %% [markdown]
+# In {glue:text}`n_peak_inside` of {glue:text}`n_peak_layers` layers the largest ratio comes
+# before the last checkpoint (a peak inside training, whatever its size); chapter 4 decides
+# with fitted curves and their uncertainty which of these are real early peaks.
+
+# %% [markdown]
 # ## Where the top activation sits
 #
 # Massive activations in trained LMs sit at the first token and in a few fixed channels
@@ -217,12 +263,7 @@ paper2
 # %%
 if pretrained:
     lm = pretrained_activations(n_sequences=2, seq_len=pretrained_seq_len, device=device)
-    per_layer = lm.groupby("layer").agg(
-        top1=("top1", "mean"), median=("median", "mean"),
-        position0=("top1_position", lambda s: (s == 0).mean()),
-        channel=("top1_channel", lambda s: s.mode().iloc[0]),
-    )  # fmt: skip
-    per_layer["ratio"] = per_layer.top1 / per_layer["median"]
+    per_layer = layer_summary(lm)
     fig, ax = plt.subplots(figsize=(9, 3.8))
     ax.plot(per_layer.index, per_layer.ratio, "o-", label="SmolLM2-135M (this run)")
     ax.axhline(final.ratio.max(), color="C1", ls="--",

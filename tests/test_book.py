@@ -127,6 +127,69 @@ def test_status_page_records_the_run(smoke_book):
     assert "torch" in status and "papermill" in status
 
 
+@pytest.mark.book
+def test_status_page_lists_the_data_files_of_each_notebook(smoke_book):
+    record = json.loads((smoke_book / "execution_status.json").read_text())
+    runs = {r["name"]: r for r in record["runs"]}
+    written = {f["path"] for f in runs["04_fitting"]["files"] if f["action"] == "write"}
+    assert "_build/data/smoke/fits.parquet" in written
+    assert all(len(f["sha256"]) == 64 for r in runs.values() for f in r["files"])
+    status = _visible_text((smoke_book / "html" / "book" / "status.html").read_text())
+    assert "Data files read and written" in status
+    assert "_build/data/smoke/fits.parquet" in status
+
+
+@pytest.mark.book
+def test_claims_ledger_has_every_claim_with_values_and_a_verdict(smoke_book):
+    from massive_activations import reference
+    from massive_activations.ledger import LEDGER_COLUMNS, VERDICTS
+
+    page = (smoke_book / "html" / "notebooks" / "06_claims_ledger.html").read_text()
+    tables = [t for t in re.findall(r"<table.*?</table>", page, flags=re.S) if "verdict" in t]
+    assert len(tables) == 1, "the ledger table is missing from the page"
+    header = [_visible_text(h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", tables[0], re.S)]
+    assert header == [c for c in LEDGER_COLUMNS if c != "key"]
+    rows = re.findall(r"<tr>(.*?)</tr>", tables[0].split("</thead>")[1], flags=re.S)
+    claims = reference.entry("claims")["values"]
+    assert len(rows) == len(claims)
+    for row in rows:
+        cells = [_visible_text(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        assert len(cells) == len(header)
+        assert all(c and c.lower() != "nan" for c in cells), cells
+        by = dict(zip(header, cells, strict=True))
+        assert by["verdict"] in VERDICTS
+        assert by["paper_value"] and by["our_value"]
+    assert {_visible_text(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tables[0])} >= {
+        claims[k]["claim"] for k in claims
+    }
+
+
+@pytest.mark.book
+def test_data_card_lists_the_smoke_data(smoke_book):
+    folder = ROOT / "_build" / "data" / "smoke"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    card = _visible_text((smoke_book / "html" / "book" / "data_card.html").read_text())
+    for name, digest in {
+        **manifest["files"],
+        **{k: v["sha256"] for k, v in manifest["derived"].items()},
+    }.items():
+        assert name in card and digest in card, name
+    assert "Regeneration drift" in card and "undocumented" not in card
+
+
+@pytest.mark.book
+def test_notebook_pages_link_their_sources_and_the_cells_behind_figures(smoke_book):
+    for name in notebook_order(ROOT):
+        page = (smoke_book / "html" / "notebooks" / f"{name}.html").read_text()
+        links = re.findall(r'href="([^"]*_downloads/[^"]+)"', page)
+        assert any(link.endswith(f"/{name}.py") for link in links), name
+        assert any(link.endswith(f"/{name}.ipynb") for link in links), name
+        for link in links:
+            assert (smoke_book / "html" / "notebooks" / link).resolve().is_file(), link
+    page = _visible_text((smoke_book / "html" / "notebooks" / "01_curve_model.html").read_text())
+    assert "Produced by code cell" in page and "notebooks/01_curve_model.py (lines" in page
+
+
 def _mini_repo(tmp_path: Path, notebook_source: str, profile: str = "") -> Path:
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book").mkdir()

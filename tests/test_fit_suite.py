@@ -145,3 +145,18 @@ def test_recovery_table_counts_coverage_and_identification():
     out = recovery_table(fits, {"a": {"K": 1.2}, "b": {"K": 10.0}})
     assert out.loc[("a", "K")].tolist() == [1.2, 2.0, 2, 1, 1]
     assert out.loc[("b", "K"), "n_covered"] == 1 and out.loc[("b", "K"), "n_identified"] == 0
+
+
+def test_window_effect_reports_each_window():
+    from massive_activations.fit_suite import window_effect
+    from massive_activations.schedule import scaled_schedule
+    from massive_activations.synthetic import EXAMPLE_CURVES, simulate_table
+
+    steps = scaled_schedule(4000, 20)
+    curves = {"m": {1: {**EXAMPLE_CURVES["early_peak"], "gam": 4e-3}}}
+    table = simulate_table(curves, steps, dip=0.5, seed=0)
+    out = window_effect(table, windows=("full", "from_min"))
+    assert list(out["window"]) == ["full", "from_min"]
+    assert (out["layers"] == 1).all()
+    assert out.set_index("window").loc["from_min", "r2_all"] <= 1.0
+    assert {"share_ok", "share_all_identified"} <= set(out.columns)

@@ -320,3 +320,24 @@ def test_bad_inputs_say_what_to_do(syn):
     wrong = {**archs, "m0": {**archs["m0"], "n_layers": archs["m0"]["n_layers"] + 1}}
     with pytest.raises(ValueError, match="n_layers"):
         P.target_data(fits, "K", architectures=wrong)
+
+
+def test_evaluate_in_parallel_gives_the_same_table():
+    fits, archs = architecture_fits(8, seed=3)
+    kw = dict(targets=("K", "gam"), model_types=("mean", "Ridge"), architectures=archs,
+              n_permutations=3, progress=False)  # fmt: skip
+    serial = P.evaluate(fits, **kw)
+    parallel = P.evaluate(fits, n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial["r2"].notna().all()
+
+
+def test_identified_only_is_the_default_and_all_fits_is_a_choice():
+    fits, archs = architecture_fits(6, seed=4)
+    fits["K_identified"] = pd.array([i % 2 == 0 for i in range(len(fits))], dtype="boolean")
+    ident = P.target_data(fits, "K", architectures=archs)
+    every = P.target_data(fits, "K", architectures=archs, identified_only=False)
+    assert len(every.y) == len(fits) and len(ident.y) == (len(fits) + 1) // 2
+    res = P.evaluate(fits, targets=("K",), model_types=("mean",), architectures=archs,
+                     protocols=("lomo",), identified_only=False, progress=False)  # fmt: skip
+    assert (res["fits_used"] == "all").all() and res["n_used"].iloc[0] == len(fits)

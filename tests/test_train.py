@@ -208,3 +208,30 @@ def test_kill_and_resume_matches_an_uninterrupted_run(smoke_run, tmp_path):
         same = reference / part.relative_to(folder)
         assert part.read_bytes() == same.read_bytes(), part.name
     assert read_log(folder).val_loss.notna().sum() == len(schedule)
+
+
+def test_drift_of_a_regeneration_is_zero_with_the_same_threads(smoke_run):
+    import json
+
+    from massive_activations import provenance
+    from massive_activations.drift import compare_measurements, measure_drift
+
+    out, cache = smoke_run
+    model = SMOKE.models[0].name
+    result = measure_drift("smoke", model, 8, threads=(1,), data_dir=out.parent, cache=cache)
+    run = result["runs"][0]
+    assert run["threads"] == 1 and run["steps"] == [0, 1, 2, 4, 8]
+    assert run["identical_share"] == 1.0 and run["ratio_rel_max"] == 0.0
+    assert json.loads((out / "drift.json").read_text()) == result
+    assert provenance.verify_manifest(out) == []  # drift.json recorded in the manifest
+    # the comparison sees a change, and refuses tables with nothing in common
+    table = pd.read_parquet(out / "activations.parquet")
+    table = table[table.model == model]
+    bumped = table.assign(top1=table.top1 * (1 + 1e-3))
+    diff = compare_measurements(table, bumped)
+    assert diff["identical_share"] == 0.0
+    assert diff["top1_rel_max"] == pytest.approx(1e-3, rel=1e-6)
+    with pytest.raises(ValueError, match="share no"):
+        compare_measurements(table, table.assign(step=table.step + 10_000))
+    with pytest.raises(ValueError, match="no rows of model 'nope'"):
+        measure_drift("smoke", "nope", 8, data_dir=out.parent, cache=cache)

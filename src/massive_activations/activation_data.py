@@ -19,13 +19,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import reference
 from .extract import extract, token_windows, tokenize_text
 from .sources import gguf_checkpoint, load_tokenizer, pythia_checkpoints, select_steps
 from .store import ActivationStore
 from .suite import SUITES
-from .suite_data import load_suite_data
+from .suite_data import load_suite_data, read_suite_data
 
-__all__ = ["evaluation_text", "pretrained_activations", "suite_activations"]
+__all__ = [
+    "architectures_table",
+    "evaluation_text",
+    "pretrained_activations",
+    "suite_activations",
+]
 
 
 def evaluation_text() -> str:
@@ -113,3 +119,28 @@ def pretrained_activations(
         model = checkpoint.load(dtype=dtype, device=device)
     table = measure_model(model, ids.to(device))
     return table.assign(model=checkpoint.model, step=checkpoint.step, dtype=dtype)
+
+
+def architectures_table(suite: str, data_dir: Path | str = "data", seq_len: int = 2048):
+    """One row per model of a suite: ``model, params, n_layers, d_model, seq_len`` (at least).
+
+    Our suites: their ``architectures.parquet``. ``pythia-<size>``: every Pythia model from
+    the reference file (``seq_len`` is the evaluation length used for the extraction).
+    """
+    if suite in SUITES:
+        return read_suite_data(Path(data_dir) / suite).architectures
+    if suite.startswith("pythia-"):
+        t = reference.table("pythia_architectures")
+        return pd.DataFrame(
+            {
+                "model": [f"pythia-{s.lower()}" for s in t.index],
+                "params": t["n_params"].astype("int64").to_numpy(),
+                "n_layers": t["n_layers"].astype(int).to_numpy(),
+                "d_model": t["d_model"].astype(int).to_numpy(),
+                "seq_len": seq_len,
+            }
+        )
+    raise ValueError(
+        f"Unknown suite {suite!r}: use one of {sorted(SUITES)} (our suites) or "
+        "'pythia-<size>' such as 'pythia-70m'."
+    )

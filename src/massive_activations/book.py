@@ -10,10 +10,21 @@ Steps:
 1. Read the notebook order from ``_toc.yml`` (entries ``notebooks/<name>``).
 2. Convert each Jupytext ``notebooks/<name>.py`` and execute it with papermill, with the
    parameters and cell timeout of the named profile in ``notebooks/profiles.yml``; the
-   working directory is the repository root.  An unknown parameter name is an error.
+   working directory is the repository root.  An unknown parameter name is an error.  The
+   kernel runs with ``MA_NOTEBOOK=<name>`` and ``MA_PROVENANCE_LOG`` naming a fresh file, in
+   which :mod:`massive_activations.provenance` records every data file the notebook reads
+   or writes (path, sha256, size).
 3. Write the executed ``.ipynb`` files into a staging copy of the book sources
-   (``<out>/_build/source``), never into ``notebooks/``.
-4. Write the execution-status page (wall time, parameters, package versions, git commit).
+   (``<out>/_build/source``), never into ``notebooks/``, with a copy of the Jupytext source
+   beside each.  Each executed notebook gets a first cell (tagged ``provenance``) with
+   download links to both and the git commit, and after every cell that shows a figure or
+   a table a small note naming the cell and its lines in the Jupytext file
+   (:func:`annotate_notebook`).
+4. Write the execution-status page (wall time, parameters, package versions, git commit,
+   and the data files each notebook read and wrote; ``<out>/_build/execution_status.json``
+   holds the same with full digests) and the data card
+   (:func:`massive_activations.data_card.data_card_page`) of the data folders the notebooks'
+   parameters name.
 5. Run ``jupyter-book build`` with execution off and ``-W -n --keep-going``, so a warning,
    a missing glue key or a broken reference fails the build.  A notebook that raised fails
    the command before the build (with execution off, Sphinx would render its traceback).
@@ -25,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -36,14 +48,20 @@ from pathlib import Path
 
 import yaml
 
+from . import provenance
+
 __all__ = [
     "NotebookRun",
+    "annotate_notebook",
     "build_book",
+    "data_folders",
     "execute_notebooks",
+    "jupytext_code_cells",
     "load_profile",
     "main",
     "notebook_order",
     "repo_root",
+    "status_page",
 ]
 
 #: Book sources copied into the staging folder next to the executed notebooks.
@@ -124,7 +142,11 @@ def load_profile(root: Path, profile: str) -> dict:
 
 @dataclass
 class NotebookRun:
-    """What happened when one notebook was executed."""
+    """What happened when one notebook was executed.
+
+    ``files`` lists the data files it read and wrote, one ``{"path", "action", "sha256",
+    "bytes"}`` per (path, action) (:func:`massive_activations.provenance.dedupe`).
+    """
 
     name: str
     parameters: dict
@@ -133,6 +155,7 @@ class NotebookRun:
     error: str = ""
     output: str = ""
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    files: list = field(default_factory=list)
 
 
 def _read_notebook(path: Path):
@@ -147,8 +170,8 @@ def _read_notebook(path: Path):
     return nb
 
 
-def _check_parameters(name: str, nb, params: dict) -> None:
-    """Refuse parameters that the notebook's ``parameters`` cell does not define."""
+def _parameter_defaults(name: str, nb) -> dict:
+    """The names the notebook's ``parameters`` cell defines, with their values."""
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
         raise ValueError(
@@ -157,6 +180,12 @@ def _check_parameters(name: str, nb, params: dict) -> None:
         )
     namespace: dict = {}
     exec(compile(cells[0].source, f"{name}:parameters", "exec"), namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
+
+
+def _check_parameters(name: str, nb, params: dict) -> None:
+    """Refuse parameters that the notebook's ``parameters`` cell does not define."""
+    namespace = _parameter_defaults(name, nb)
     unknown = sorted(set(params) - set(namespace))
     if unknown:
         known = sorted(k for k in namespace if not k.startswith("__"))
@@ -173,6 +202,7 @@ def execute_notebooks(
     dest: Path,
     only: list[str] | None = None,
     overrides: dict | None = None,
+    log_dir: Path | None = None,
 ) -> list[NotebookRun]:
     """Execute the notebooks of ``_toc.yml`` in order; write ``dest/<name>.ipynb``.
 
@@ -188,11 +218,14 @@ def execute_notebooks(
         Execute only these notebook names.
     overrides : dict, optional
         ``{name: {param: value}}`` applied on top of the profile.
+    log_dir : Path, optional
+        Folder for the provenance logs ``<name>.jsonl`` (default ``<dest>/../provenance``).
 
     Returns
     -------
     list of NotebookRun
-        One record per notebook; execution stops at the first failure.
+        One record per notebook, with the data files it read and wrote; execution stops at
+        the first failure.
     """
     import papermill
 
@@ -207,32 +240,49 @@ def execute_notebooks(
     # The kernels inherit this process's environment. tqdm.auto (imported by transformers)
     # warns on stderr that ipywidgets is missing; a static page cannot show widgets anyway.
     os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"
+    log_dir = Path(log_dir) if log_dir is not None else dest.parent / "provenance"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in (provenance.LOG_ENV, provenance.NOTEBOOK_ENV)}
     runs: list[NotebookRun] = []
-    for name in names:
-        params = {**spec["notebooks"].get(name, {}), **(overrides or {}).get(name, {})}
-        nb = _read_notebook(root / "notebooks" / f"{name}.py")
-        _check_parameters(name, nb, params)
-        out = dest / f"{name}.ipynb"
-        print(f"[book] executing notebooks/{name}.py ({profile}) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                nb,
-                str(out),
-                parameters=params,
-                cwd=str(root),
-                kernel_name="python3",
-                execution_timeout=spec["cell_timeout"],
-                progress_bar=False,
-            )
-        except Exception as exc:  # papermill saves the notebook with the error; keep it
-            runs.append(
-                NotebookRun(name, params, time.perf_counter() - start, False, f"{exc}", str(out))
-            )
-            print(f"[book] FAILED notebooks/{name}.py; executed copy: {out}\n{exc}", flush=True)
-            break
-        runs.append(NotebookRun(name, params, time.perf_counter() - start, True, "", str(out)))
-        print(f"[book]   done in {runs[-1].seconds:.1f} s", flush=True)
+    try:
+        for name in names:
+            params = {**spec["notebooks"].get(name, {}), **(overrides or {}).get(name, {})}
+            nb = _read_notebook(root / "notebooks" / f"{name}.py")
+            _check_parameters(name, nb, params)
+            out = dest / f"{name}.ipynb"
+            log = log_dir / f"{name}.jsonl"
+            log.unlink(missing_ok=True)
+            os.environ[provenance.LOG_ENV] = str(log)
+            os.environ[provenance.NOTEBOOK_ENV] = name
+            print(f"[book] executing notebooks/{name}.py ({profile}) ...", flush=True)
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    nb,
+                    str(out),
+                    parameters=params,
+                    cwd=str(root),
+                    kernel_name="python3",
+                    execution_timeout=spec["cell_timeout"],
+                    progress_bar=False,
+                )
+            except Exception as exc:  # papermill saves the notebook with the error; keep it
+                seconds = time.perf_counter() - start
+                files = provenance.dedupe(provenance.read_log(log))
+                runs.append(NotebookRun(name, params, seconds, False, f"{exc}", str(out)))
+                runs[-1].files = files
+                print(f"[book] FAILED notebooks/{name}.py; executed copy: {out}\n{exc}", flush=True)
+                break
+            seconds = time.perf_counter() - start
+            runs.append(NotebookRun(name, params, seconds, True, "", str(out)))
+            runs[-1].files = provenance.dedupe(provenance.read_log(log))
+            print(f"[book]   done in {seconds:.1f} s", flush=True)
+    finally:  # the rest of this process (and jupyter-book) records nothing
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return runs
 
 
@@ -268,7 +318,12 @@ def environment_record(root: Path) -> dict:
 
 
 def status_page(profile: str, runs: list[NotebookRun], env: dict) -> str:
-    """Markdown for the execution-status page."""
+    """Markdown for the execution-status page.
+
+    Lists every run (status, wall time, parameters), the data files each read and wrote
+    (``run.files``; first 12 hex digits of the sha256, the full digest being in
+    ``execution_status.json``) and the package versions.
+    """
     lines = [
         "# Execution status",
         "",
@@ -291,10 +346,154 @@ def status_page(profile: str, runs: list[NotebookRun], env: dict) -> str:
             f"| {{doc}}`{run.name} </notebooks/{run.name}>` | {status} | {run.seconds:.1f} | {params} |"
         )
     total = sum(r.seconds for r in runs)
-    lines += ["", f"Total execution time: {total:.1f} s.", "", "## Package versions", ""]
+    lines += ["", f"Total execution time: {total:.1f} s.", ""]
+    lines += _files_section(runs)
+    lines += ["## Package versions", ""]
     lines += ["| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in env["packages"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _files_section(runs: list[NotebookRun]) -> list[str]:
+    lines = [
+        "## Data files read and written",
+        "",
+        "Every data file a notebook read or wrote through `massive_activations` (recorded by "
+        "`massive_activations.provenance`; paths relative to the repository root). The "
+        "sha256 column shows the first 12 hex digits of the digest; `execution_status.json`, "
+        "written beside the HTML, holds the full digests.",
+        "",
+    ]
+    rows = [(run.name, f) for run in runs for f in run.files]
+    if not rows:
+        return [*lines, "No notebook read or wrote a data file in this run.", ""]
+    lines += ["| notebook | file | action | sha256 | bytes |", "|---|---|---|---|---:|"]
+    for name, f in rows:
+        path = str(f["path"]).replace("`", "'").replace("|", "\\|")
+        lines.append(
+            f"| {name} | `{path}` | {f['action']} | `{f['sha256'][:12]}` | {int(f['bytes']):,} |"
+        )
+    return [*lines, ""]
+
+
+# --------------------------------------------------------------------------- annotations
+
+_MARKER = re.compile(r"^# %%(?:[ \t]|$)")
+_NON_CODE = re.compile(r"^# %%.*\[(?:markdown|md|raw)\]")
+_IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+
+
+def jupytext_code_cells(text: str) -> list[tuple[int, int]]:
+    """Line spans ``(first, last)`` (1-based, inclusive) of the code cells of a Jupytext file.
+
+    Cells are delimited by ``# %%`` markers (percent format); a code cell's span runs from
+    the first to the last non-blank line after its marker (the marker line itself when the
+    cell is empty).  Markdown and raw cells (``# %% [markdown]``) are skipped.
+    """
+    lines = text.splitlines()
+    markers = [i for i, line in enumerate(lines) if _MARKER.match(line)]
+    spans = []
+    for k, i in enumerate(markers):
+        if _NON_CODE.match(lines[i]):
+            continue
+        end = markers[k + 1] if k + 1 < len(markers) else len(lines)
+        body = [j for j in range(i + 1, end) if lines[j].strip()]
+        spans.append((body[0] + 1, body[-1] + 1) if body else (i + 1, i + 1))
+    return spans
+
+
+def _shows_figure_or_table(cell) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    if "remove-output" in tags or "remove-cell" in tags:
+        return False
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if any(m in data for m in _IMAGES):
+            return True
+        html = data.get("text/html", "")
+        html = "".join(html) if isinstance(html, list) else html
+        if "<table" in html:
+            return True
+    return False
+
+
+def annotate_notebook(ipynb: Path, source: Path, commit: str, dirty: bool = False) -> int:
+    """Add provenance cells to an executed notebook, in place; return the notes added.
+
+    The first cell (tagged ``provenance``) links the Jupytext source and the executed
+    notebook (``{download}`` roles, relative to the notebook, so ``source`` must be copied
+    beside it) and names the git commit.  After every code cell that shows an image or an
+    HTML table, a note gives the cell's number and line span in ``notebooks/<name>.py``:
+    the k-th code cell of the Jupytext file is the k-th code cell of the notebook, not
+    counting the cell papermill injects (tagged ``injected-parameters``).
+
+    Raises
+    ------
+    ValueError
+        If the notebook and the Jupytext file have different numbers of code cells.
+    """
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    spans = jupytext_code_cells(source.read_text())
+    name = source.stem
+    code = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        and "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+    ]
+    if len(code) != len(spans):
+        raise ValueError(
+            f"{ipynb} has {len(code)} code cells but notebooks/{name}.py has {len(spans)} "
+            "`# %%` code cells: start every cell of the Jupytext file with a `# %%` marker "
+            "(no code before the first marker)."
+        )
+    cells = []
+    notes = 0
+    position = {id(c): k for k, c in enumerate(code)}
+    for cell in nb.cells:
+        cells.append(cell)
+        k = position.get(id(cell))
+        if k is None or not _shows_figure_or_table(cell):
+            continue
+        first, last = spans[k]
+        lines = f"line {first}" if first == last else f"lines {first}-{last}"
+        note = nbformat.v4.new_markdown_cell(
+            f"<small>Produced by code cell {k + 1} of `notebooks/{name}.py` ({lines}).</small>"
+        )
+        note.metadata["tags"] = ["provenance"]
+        cells.append(note)
+        notes += 1
+    header = nbformat.v4.new_markdown_cell(
+        f"Source: {{download}}`notebooks/{name}.py <{name}.py>` (Jupytext) and the "
+        f"{{download}}`executed notebook <{name}.ipynb>`, executed at git commit `{commit}`"
+        + (" with uncommitted changes." if dirty else ".")
+    )
+    header.metadata["tags"] = ["provenance"]
+    nb.cells = [header, *cells]
+    nbformat.write(nb, ipynb)
+    return notes
+
+
+def data_folders(root: Path, runs: list[NotebookRun]) -> list[Path]:
+    """The data folders ``<data_dir>/<suite>`` the executed notebooks' parameters name.
+
+    Parameters come from the run (profile and overrides) over the notebook's own defaults;
+    notebooks with no ``suite`` or no ``data_dir`` parameter name none.
+    """
+    folders: list[Path] = []
+    for run in runs:
+        nb = _read_notebook(root / "notebooks" / f"{run.name}.py")
+        params = {**_parameter_defaults(run.name, nb), **run.parameters}
+        suite, data_dir = params.get("suite"), params.get("data_dir")
+        if not isinstance(suite, str) or not isinstance(data_dir, str | os.PathLike):
+            continue
+        folder = Path(data_dir) / suite
+        folder = folder if folder.is_absolute() else root / folder
+        if folder not in folders:
+            folders.append(folder)
+    return folders
 
 
 def build_book(
@@ -328,7 +527,9 @@ def build_book(
         else:
             shutil.copy2(src, staging / item)
 
-    runs = execute_notebooks(root, profile, staging / "notebooks", only, overrides)
+    runs = execute_notebooks(
+        root, profile, staging / "notebooks", only, overrides, log_dir=build / "provenance"
+    )
     env = environment_record(root)
     record = {"profile": profile, "environment": env, "runs": [asdict(r) for r in runs]}
     build.mkdir(exist_ok=True)
@@ -341,7 +542,15 @@ def build_book(
         )
     if only:  # a partial book: drop toc entries that were not executed
         _prune_toc(staging / "_toc.yml", set(only))
+    for run in runs:
+        source = root / "notebooks" / f"{run.name}.py"
+        shutil.copy2(source, staging / "notebooks")
+        annotate_notebook(Path(run.output), source, env["git_commit"], env["git_dirty"])
     (staging / "book" / "status.md").write_text(status_page(profile, runs, env))
+    from .data_card import data_card_page
+
+    card = data_card_page(data_folders(root, runs), root=root)
+    (staging / "book" / "data_card.md").write_text(card)
 
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import reference
+from . import provenance, reference
 from .store import atomic_write
 from .trajectories import paper_model_key
 
@@ -263,12 +263,18 @@ def features_path(root: str | Path, suite: str) -> Path:
 
 def write_features(features: pd.DataFrame, root: str | Path, suite: str) -> Path:
     """Write a features table (rows of :func:`layer_features`) atomically to
-    :func:`features_path`."""
+    :func:`features_path`.
+
+    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
+    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
+    """
     missing = [c for c in ("model", "layer", *FEATURE_NAMES) if c not in features.columns]
     if missing:
         raise ValueError(
             f"The features table lacks columns {missing}; build it with layer_features."
         )
-    return atomic_write(
+    path = atomic_write(
         features_path(root, suite), lambda tmp: features.to_parquet(tmp, index=False)
     )
+    provenance.update_manifest(path.parent, path)
+    return path

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import reference
+from . import provenance, reference
 from .fitting import FitResult, fit_series, get_procedure
 from .hypotheses import HYPOTHESES
 from .store import atomic_write
@@ -44,6 +44,7 @@ __all__ = [
     "regime_table",
     "table1",
     "table5",
+    "window_effect",
     "write_fits",
 ]
 
@@ -298,8 +299,14 @@ def fits_path(root: str | Path, suite: str) -> Path:
 
 
 def write_fits(fits: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write the fits table to ``<root>/<suite>/fits.parquet`` atomically."""
-    return atomic_write(fits_path(root, suite), lambda tmp: fits.to_parquet(tmp, index=False))
+    """Write the fits table to ``<root>/<suite>/fits.parquet`` atomically.
+
+    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
+    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
+    """
+    path = atomic_write(fits_path(root, suite), lambda tmp: fits.to_parquet(tmp, index=False))
+    provenance.update_manifest(path.parent, path)
+    return path
 
 
 def read_fits(root: str | Path, suite: str) -> pd.DataFrame:
@@ -309,7 +316,9 @@ def read_fits(root: str | Path, suite: str) -> pd.DataFrame:
         raise FileNotFoundError(
             f"No fits at {path}: run fit_all on the suite's activation table and write_fits."
         )
-    return pd.read_parquet(path)
+    fits = pd.read_parquet(path)
+    provenance.record(path, "read")
+    return fits
 
 
 def _paper_col(models, values: pd.Series) -> list:
@@ -466,3 +475,36 @@ def recovery_table(fits: pd.DataFrame, truths: dict) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows).set_index(["model", "parameter"])
+
+
+def window_effect(
+    table: pd.DataFrame,
+    windows: Sequence = ("full", "from_min"),
+    *,
+    procedure: str = "ours",
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """How the fit window (the treatment of the early dip) changes the Eq. 9 fits.
+
+    Refits Eq. 9 with ``procedure`` once per window (profiles, no bootstrap) and returns,
+    per window: layers, mean ``r2`` (on the fitted points) and ``r2_all`` (on every
+    checkpoint), the share of fits with status ``ok``, the share of layers whose five
+    parameters are all identified, and the count of each regime.
+    """
+    rows = []
+    for w in windows:
+        f = fit_all(table, hypotheses=("eq9",), procedures=(procedure,), window=w,
+                    n_bootstrap=0, seed=seed, n_jobs=n_jobs, progress=False)  # fmt: skip
+        ident = f[[f"{n}_identified" for n in HYPOTHESES["eq9"].names]].astype("boolean")
+        row = {
+            "window": str(w),
+            "layers": len(f),
+            "r2": f["r2"].mean(),
+            "r2_all": f["r2_all"].mean(),
+            "share_ok": float((f["status"] == "ok").mean()),
+            "share_all_identified": float(ident.fillna(False).all(axis=1).mean()),
+        }
+        row.update({f"n_{k}": int(v) for k, v in f["regime"].value_counts().items()})
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(0)

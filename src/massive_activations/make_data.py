@@ -46,13 +46,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import provenance
 from .corpus import cache_root, load_corpus
 from .store import ActivationStore, write_table
 from .suite import ModelSpec, Suite, eval_sequences, get_suite, make_model, suite_dir
 from .tokenizer import TokenData, prepare_tokens
 from .train import measurement_settings, read_log, run_dir, train_model
 
-__all__ = ["RECORDED_PACKAGES", "main", "make_data", "step_cost"]
+__all__ = ["RECORDED_PACKAGES", "main", "make_data", "step_cost", "suite_tokens"]
 
 #: Packages whose versions the manifest records.
 RECORDED_PACKAGES = (
@@ -76,6 +77,24 @@ DETERMINISTIC_FILES = (
     "eval_tokens.npy",
     "manifest.json",
 )
+
+
+def suite_tokens(suite: Suite, corpus, cache: Path | str | None = None):
+    """The suite's tokenizer and token streams (cached) and its evaluation sequences.
+
+    Returns ``(TokenData, eval_ids)``; the same for :func:`make_data` and anything that
+    retrains one of its models (:mod:`massive_activations.drift`).
+    """
+    recipe = suite.recipe
+    data = prepare_tokens(
+        corpus,
+        recipe.vocab_size,
+        heldout_fraction=recipe.heldout_fraction,
+        split_seed=recipe.split_seed,
+        cache=cache,
+    )
+    eval_ids = eval_sequences(data.heldout_documents, data.tokenizer, recipe, data.eot_id)
+    return data, eval_ids
 
 
 def step_cost(spec: ModelSpec, seq_len: int, vocab_size: int) -> float:
@@ -137,6 +156,7 @@ _QUEUE = None
 def _init_worker(queue, threads: int) -> None:
     global _QUEUE
     _QUEUE = queue
+    os.environ.pop(provenance.LOG_ENV, None)  # cache files are not the data's provenance
     torch.set_num_threads(threads)
 
 
@@ -309,7 +329,23 @@ def make_data(
     -------
     Path
         ``<out>/<suite>``.
+
+    Notes
+    -----
+    Under a provenance log (:mod:`massive_activations.provenance`) only the files of the
+    finished ``<out>/<suite>/`` are recorded (as written); the cache and the staging folder
+    are not.
     """
+    with provenance.paused():
+        final = _make_data(suite, out, cache, jobs, device, threads, progress)
+    for path in sorted(final.iterdir()):
+        if path.is_file():
+            provenance.record(path, "write")
+    return final
+
+
+def _make_data(suite, out, cache, jobs, device, threads, progress) -> Path:
+    """:func:`make_data`'s work; returns ``<out>/<suite>``."""
     if isinstance(suite, str):
         suite = get_suite(suite)
     if jobs < 1:
@@ -329,14 +365,7 @@ def make_data(
     timings["corpus_s"] = time.perf_counter() - started
     say(f"{len(corpus.documents)} documents, {corpus.n_chars:,} characters; tokenizer")
     t = time.perf_counter()
-    data = prepare_tokens(
-        corpus,
-        recipe.vocab_size,
-        heldout_fraction=recipe.heldout_fraction,
-        split_seed=recipe.split_seed,
-        cache=cache,
-    )
-    eval_ids = eval_sequences(data.heldout_documents, data.tokenizer, recipe, data.eot_id)
+    data, eval_ids = suite_tokens(suite, corpus, cache)
     timings["tokens_s"] = time.perf_counter() - t
     say(f"{data.info['train_tokens']:,} training tokens; training {len(suite.models)} models")
     t = time.perf_counter()
@@ -372,6 +401,11 @@ def make_data(
         },
         "device": torch.device(device).type,
         "torch_threads": threads,
+        # per run, as trained (a resumed or earlier run may have used another count)
+        "run_threads": {
+            m.name: json.loads((folders[m.name] / "timing.json").read_text())["threads"]
+            for m in suite.models
+        },
         "corpus": {
             "name": corpus.name,
             "sha256": corpus.sha256(),

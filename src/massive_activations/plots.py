@@ -6,12 +6,20 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, LogNorm
 
 from . import curve
 
-__all__ = ["peak_surface", "plot_peak_surface", "plot_regime_examples"]
+__all__ = [
+    "peak_surface",
+    "plot_peak_heatmaps",
+    "plot_peak_surface",
+    "plot_ratio_evolution",
+    "plot_regime_examples",
+    "plot_size_scaling",
+]
 
 STEP0_AT = 0.5  # where step 0 is drawn on a log-scaled step axis
 
@@ -104,4 +112,94 @@ def plot_peak_surface(surface: Mapping[str, np.ndarray], t0: float, t_max: float
         ax.set_yscale("log")
         ax.set_xlabel(r"decay rate $\lambda$ (per unit of $x$)")
         ax.set_ylabel(r"time scaling $\gamma$ (units of $x$ per step)")
+    return fig
+
+
+def plot_ratio_evolution(traj, model: str, col_wrap: int = 4):
+    """Top-1, top-2 and top-3 over median per layer across training (paper Fig. 4).
+
+    ``traj`` is :func:`massive_activations.trajectories.trajectories`' table; one panel per
+    layer of ``model``, step on a log axis (step 0 drawn at :data:`STEP0_AT`).
+    """
+    rows = traj[traj["model"] == model]
+    if rows.empty:
+        raise ValueError(f"No trajectories of model {model!r}; have {sorted(set(traj['model']))}.")
+    long = rows.melt(
+        id_vars=["layer", "step"],
+        value_vars=["ratio", "ratio_top2", "ratio_top3"],
+        var_name="statistic",
+        value_name="value",
+    )
+    long["statistic"] = long["statistic"].map(
+        {"ratio": "top-1", "ratio_top2": "top-2", "ratio_top3": "top-3"}
+    )
+    long["step"] = np.maximum(long["step"], STEP0_AT)
+    g = sns.relplot(
+        data=long, x="step", y="value", hue="statistic", col="layer", kind="line",
+        col_wrap=min(col_wrap, long["layer"].nunique()), height=2.6, aspect=1.2,
+        facet_kws={"sharey": False},
+    )  # fmt: skip
+    g.set(xscale="log")
+    g.set_axis_labels(f"training step (log scale; 0 drawn at {STEP0_AT})", "top-k / median")
+    g.figure.suptitle(f"{model}: top-1, top-2 and top-3 over the median, per layer", y=1.02)
+    return g
+
+
+def plot_size_scaling(final, reference_points=None, ax=None) -> plt.Axes:
+    """Final ratio (largest over layers) against total parameters, log-log (paper Fig. 2).
+
+    Parameters
+    ----------
+    final : pandas.DataFrame
+        ``model, params, ratio`` (one row per model).
+    reference_points : pandas.DataFrame, optional
+        The same columns for the paper's models (drawn in another colour and labelled).
+    """
+    ax = ax or plt.subplots(figsize=(7, 4.2))[1]
+    ax.scatter(final["params"], final["ratio"], color="C0", label="our suite", zorder=3)
+    for _, r in final.iterrows():
+        ax.annotate(r["model"], (r["params"], r["ratio"]), xytext=(4, 3),
+                    textcoords="offset points", fontsize=7)  # fmt: skip
+    if reference_points is not None and len(reference_points):
+        ax.scatter(reference_points["params"], reference_points["ratio"], color="C3",
+                   marker="s", label="Pythia (paper Fig. 3, approximate)", zorder=3)  # fmt: skip
+        for _, r in reference_points.iterrows():
+            ax.annotate(r["model"], (r["params"], r["ratio"]), xytext=(4, 3),
+                        textcoords="offset points", fontsize=7, color="C3")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("total parameters (log scale)")
+    ax.set_ylabel("final top-1 / median, largest over layers (log scale)")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def plot_peak_heatmaps(peaks, n_bins: int = 8):
+    """Peak ratio and step of the peak over relative depth x model (paper Fig. 5).
+
+    ``peaks`` is :func:`massive_activations.trajectories.peak_table`'s table; relative depth
+    ``layer / n_layers`` is cut into ``n_bins`` equal bins (a bin without a layer stays
+    blank).
+    """
+    edges = np.linspace(0, 1, n_bins + 1)
+    labels = [f"{hi:.2f}" for hi in edges[1:]]
+    p = peaks.assign(
+        depth=pd.cut(peaks["relative_depth"], edges, labels=labels, include_lowest=True)
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.5 * p["model"].nunique() + 2.2),
+                             constrained_layout=True)  # fmt: skip
+    for ax, (col, title, fmt, norm) in zip(
+        axes,
+        [("peak", "peak top-1 / median", ".0f", None),
+         ("peak_step", "step of the peak (log colour scale)", ".0f", LogNorm())],
+        strict=True,
+    ):  # fmt: skip
+        grid = p.pivot_table(index="model", columns="depth", values=col, aggfunc="mean",
+                             observed=False)  # fmt: skip
+        data = grid.clip(lower=1) if norm is not None else grid
+        sns.heatmap(data, annot=True, fmt=fmt, cmap="magma", ax=ax, norm=norm,
+                    annot_kws={"fontsize": 7}, cbar_kws={"label": title})  # fmt: skip
+        ax.set_xlabel("relative depth $\\ell / L$ (upper edge of the bin)")
+        ax.set_ylabel("model")
+        ax.set_title(title)
     return fig

@@ -94,7 +94,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from tqdm import tqdm
 
-from . import reference
+from . import provenance, reference
 from .curve import eq9
 from .features import FEATURE_NAMES, architecture, layer_features
 from .store import atomic_write
@@ -336,6 +336,7 @@ def target_data(
     hypothesis: str = "eq9",
     procedure: str = "ours",
     architectures: Mapping | None = None,
+    identified_only: bool = True,
 ) -> TargetData:
     """The usable samples of one target: identified, finite values and their features.
 
@@ -350,6 +351,10 @@ def target_data(
     architectures : mapping, optional
         ``{model: spec}`` for models whose name does not tell their architecture (see
         :func:`massive_activations.features.architecture`).
+    identified_only : bool
+        Use only the layers whose fit identified the target (default).  ``False`` uses every
+        finite value, identified or not, as the paper did (it reports no identifiability):
+        a predictor can then learn values that the data did not determine.
 
     Returns
     -------
@@ -363,7 +368,7 @@ def target_data(
     value = pd.to_numeric(rows[target], errors="coerce").to_numpy(float)
     finite = np.isfinite(value)
     ident = rows[flag].astype("boolean").fillna(False).to_numpy(bool)
-    used = finite & ident
+    used = finite & ident if identified_only else finite
     counts = {
         "n_layers": len(rows),
         "n_used": int(used.sum()),
@@ -653,6 +658,8 @@ def evaluate(
     retune_permutations: bool = False,
     grids: Mapping | None = None,
     progress: bool = True,
+    n_jobs: int = 1,
+    identified_only: bool = True,
 ) -> pd.DataFrame:
     """Validate every (target, model type, protocol): paper Table 3 and the honest version.
 
@@ -668,6 +675,12 @@ def evaluate(
         See :func:`cross_validate`.
     progress : bool
         Show a tqdm progress bar.
+    n_jobs : int
+        Validations run in parallel processes (joblib); each is seeded, so the table does
+        not depend on it.
+    identified_only : bool
+        See :func:`target_data`; recorded in the ``fits_used`` column (``"identified"`` or
+        ``"all"``).
 
     Returns
     -------
@@ -678,31 +691,52 @@ def evaluate(
     """
     datas = {
         t: target_data(
-            fits, t, hypothesis=hypothesis, procedure=procedure, architectures=architectures
+            fits,
+            t,
+            hypothesis=hypothesis,
+            procedure=procedure,
+            architectures=architectures,
+            identified_only=identified_only,
         )
         for t in targets
     }
     combos = [(t, m, p) for t in targets for m in model_types for p in protocols]
-    rows = []
-    for t, m, p in tqdm(combos, desc="validating", unit="run", disable=not progress):
-        why = _check_feasible(datas[t], p)
-        if why:
-            row = dict.fromkeys(RESULT_COLUMNS, np.nan)
-            row.update(target=t, model_type=m, protocol=p, note=why, seed=seed, params="[]")
-            row.update({k: v for k, v in datas[t].counts.items() if k != "n_layers"})
-            rows.append(row)
-            continue
-        run = cross_validate(
-            datas[t],
-            m,
-            p,
-            seed=seed,
-            n_permutations=n_permutations,
-            retune_permutations=retune_permutations,
-            grids=grids,
+    kwargs = dict(
+        seed=seed,
+        n_permutations=n_permutations,
+        retune_permutations=retune_permutations,
+        grids=grids,
+    )
+    jobs = [(datas[t], m, p) for t, m, p in combos]
+    if n_jobs == 1:
+        rows = (_validation_row(*job, **kwargs) for job in jobs)
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        rows = parallel(delayed(_validation_row)(*job, **kwargs) for job in jobs)
+    bar = tqdm(rows, total=len(jobs), desc="validating", unit="run", disable=not progress)
+    table = pd.DataFrame(list(bar), columns=list(RESULT_COLUMNS))
+    table["fits_used"] = "identified" if identified_only else "all"
+    return table
+
+
+def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) -> dict:
+    """One row of :func:`evaluate` (a NaN row with the reason when it cannot be run)."""
+    why = _check_feasible(data, protocol)
+    if why:
+        row = dict.fromkeys(RESULT_COLUMNS, np.nan)
+        row.update(
+            target=data.target,
+            model_type=model_type,
+            protocol=protocol,
+            note=why,
+            seed=kwargs["seed"],
+            params="[]",
         )
-        rows.append(run.row(seed))
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+        row.update({k: v for k, v in data.counts.items() if k != "n_layers"})
+        return row
+    return cross_validate(data, model_type, protocol, **kwargs).row(kwargs["seed"])
 
 
 def table3(results: pd.DataFrame) -> pd.DataFrame:
@@ -820,18 +854,25 @@ def fit_predictor(
     seed: int = 0,
     n_members: int = 5,
     grids: Mapping | None = None,
+    identified_only: bool = True,
 ) -> Predictor:
     """Train a :class:`Predictor` on all usable layers of a fits table.
 
     Hyperparameters are tuned by inner cross-validation grouped by model (the choice that
     predicts unseen models best); the members are refits with those hyperparameters on
     ``GroupKFold(n_members)`` training parts (each leaves out some models), whose spread is the
-    uncertainty that :func:`predict_architecture` reports.
+    uncertainty that :func:`predict_architecture` reports.  ``identified_only``: see
+    :func:`target_data`.
     """
     estimators, members, params, datas = {}, {}, {}, {}
     for t in targets:
         d = target_data(
-            fits, t, hypothesis=hypothesis, procedure=procedure, architectures=architectures
+            fits,
+            t,
+            hypothesis=hypothesis,
+            procedure=procedure,
+            architectures=architectures,
+            identified_only=identified_only,
         )
         groups = d.groups
         n_groups = len(set(groups))
@@ -1025,13 +1066,19 @@ def predictor_path(root: str | Path, suite: str) -> Path:
 
 
 def write_predictor(results: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write the results of :func:`evaluate` atomically to :func:`predictor_path`."""
+    """Write the results of :func:`evaluate` atomically to :func:`predictor_path`.
+
+    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
+    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
+    """
     missing = [c for c in RESULT_COLUMNS if c not in results.columns]
     if missing:
         raise ValueError(f"The results table lacks columns {missing}; build it with evaluate.")
-    return atomic_write(
+    path = atomic_write(
         predictor_path(root, suite), lambda tmp: results.to_parquet(tmp, index=False)
     )
+    provenance.update_manifest(path.parent, path)
+    return path
 
 
 def read_predictor(root: str | Path, suite: str) -> pd.DataFrame:
@@ -1042,4 +1089,6 @@ def read_predictor(root: str | Path, suite: str) -> pd.DataFrame:
             f"No predictor results at {path}: run predictor.evaluate on the suite's fits and "
             "write_predictor."
         )
-    return pd.read_parquet(path)
+    results = pd.read_parquet(path)
+    provenance.record(path, "read")
+    return results

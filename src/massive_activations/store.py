@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import provenance
+
 __all__ = [
     "TABLE_COLUMNS",
     "UNIT",
@@ -65,7 +67,12 @@ _SHARD = re.compile(r"^activations\.shard-(?P<i>[0-9]+)-of-(?P<n>[0-9]+)\.parque
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then move it into place."""
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then move it into place.
+
+    The written file is recorded in the provenance log
+    (:func:`massive_activations.provenance.record`, a no-op unless ``MA_PROVENANCE_LOG`` is
+    set).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -74,6 +81,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    provenance.record(path, "write")
     return path
 
 
@@ -109,7 +117,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"No activation table at {path}: run `python -m massive_activations.extract "
             "extract` (or `import`, or `merge` for shards) first."
         )
-    return _normalise(pd.read_parquet(path))
+    table = _normalise(pd.read_parquet(path))
+    provenance.record(path, "read")
+    return table
 
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

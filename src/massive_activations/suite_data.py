@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import reference
+from . import provenance, reference
 from .suite import Suite, get_suite
 
 __all__ = ["SuiteData", "load_suite_data", "read_suite_data", "recipe_comparison"]
@@ -36,7 +36,11 @@ class SuiteData:
 
 
 def read_suite_data(folder: Path | str) -> SuiteData:
-    """Read ``data/<suite>/``; a missing file is an error that says how to make it."""
+    """Read ``data/<suite>/``; a missing file is an error that says how to make it.
+
+    Each file read is recorded in the provenance log
+    (:func:`massive_activations.provenance.record`).
+    """
     folder = Path(folder)
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
@@ -46,7 +50,7 @@ def read_suite_data(folder: Path | str) -> SuiteData:
             f"{folder.parent}` (or `make data` for the default suite)."
         )
     timings = folder / "timings.json"
-    return SuiteData(
+    data = SuiteData(
         name=folder.name,
         path=folder,
         activations=pd.read_parquet(folder / "activations.parquet"),
@@ -55,6 +59,9 @@ def read_suite_data(folder: Path | str) -> SuiteData:
         manifest=json.loads((folder / "manifest.json").read_text()),
         timings=json.loads(timings.read_text()) if timings.is_file() else {},
     )
+    for name in (*FILES, "timings.json"):
+        provenance.record(folder / name, "read")  # skips a missing timings.json
+    return data
 
 
 def load_suite_data(

@@ -38,7 +38,9 @@ __all__ = [
     "QUANTITIES",
     "LayerSequences",
     "layer_sequences",
+    "layer_summary",
     "paper_model_key",
+    "peak_table",
     "position0_share",
     "sequence_ratio",
     "top1_location",
@@ -354,3 +356,50 @@ def top1_location(table: pd.DataFrame, model: str, step: int) -> pd.DataFrame:
         position0_share=("top1_position", lambda s: float((s == 0).mean())),
         mean_top1=("top1", "mean"),
     )
+
+
+def layer_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer summary of a one-checkpoint measurement (e.g. SmolLM2-135M).
+
+    Returns ``top1`` and ``median`` (means over sequences), ``ratio`` (ratio of means),
+    ``ratio_min``/``ratio_max`` (over sequences), ``position0`` (share of sequences whose
+    top-1 sits at position 0) and ``channel`` (the most common top-1 channel), per layer.
+    """
+    t = table.assign(_r=table["top1"] / table["median"])
+    out = t.groupby("layer").agg(
+        top1=("top1", "mean"),
+        median=("median", "mean"),
+        ratio_min=("_r", "min"),
+        ratio_max=("_r", "max"),
+        position0=("top1_position", lambda s: float((s == 0).mean())),
+        channel=("top1_channel", lambda s: int(s.mode().iloc[0])),
+    )
+    out.insert(2, "ratio", out["top1"] / out["median"])
+    return out
+
+
+def peak_table(traj: pd.DataFrame, quantity: str = "ratio") -> pd.DataFrame:
+    """Per (model, layer): the largest value of a trajectory and when it happened.
+
+    Returns ``model, layer, n_layers, relative_depth`` (``layer / n_layers``), ``peak``
+    (largest value over the checkpoints), ``peak_step`` (first checkpoint reaching it),
+    ``final`` (value at the model's last checkpoint), ``last_step`` and ``peak_inside``
+    (the peak is strictly before the last checkpoint): the data behind paper Fig. 5.
+    """
+    if quantity not in traj.columns:
+        raise ValueError(f"The trajectories lack column {quantity!r}; have {list(traj.columns)}.")
+    t = traj.sort_values(["model", "layer", "step"])
+    g = t.groupby(["model", "layer"], sort=True)
+    idx = g[quantity].idxmax()
+    out = t.loc[idx, ["model", "layer", "step", quantity]].rename(
+        columns={"step": "peak_step", quantity: "peak"}
+    )
+    last = g.tail(1).set_index(["model", "layer"])
+    out = out.set_index(["model", "layer"])
+    out["final"] = last[quantity]
+    out["last_step"] = last["step"]
+    out = out.reset_index()
+    out.insert(2, "n_layers", out.groupby("model")["layer"].transform("max"))
+    out.insert(3, "relative_depth", out["layer"] / out["n_layers"])
+    out["peak_inside"] = out["peak_step"] < out["last_step"]
+    return out

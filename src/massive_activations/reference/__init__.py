@@ -1,7 +1,8 @@
 """The paper's reported values and the Pythia facts, read from ``paper_values.yml``.
 
 That file is the only place where numbers of the paper are typed; each entry names its
-source (table, figure or section of arXiv 2508.03616v2).
+source (table, figure or section of arXiv 2508.03616v2).  Reading it is recorded in the
+provenance log (:func:`massive_activations.provenance.record`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from importlib import resources
 import pandas as pd
 import yaml
 
+from .. import provenance
+
 __all__ = ["entry", "table", "values"]
 
 
 @cache
 def values() -> dict:
     """The whole reference file as a dictionary."""
-    text = resources.files(__package__).joinpath("paper_values.yml").read_text()
+    source = resources.files(__package__).joinpath("paper_values.yml")
+    text = source.read_text()
+    with resources.as_file(source) as path:
+        provenance.record(path, "read")
     return yaml.safe_load(text)
 
 

