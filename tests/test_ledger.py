@@ -248,3 +248,37 @@ def test_predictability_uses_all_fits_like_the_paper_and_reports_identified():
     assert row["verdict"] == "reproduced"
     assert "every fit, identified or not" in row["reading"]
     assert "identified fits only: only 4 usable layers" in row["reading"]
+
+
+def test_majority_needs_the_whole_interval_on_one_side():
+    assert LG._majority(9, 10) == "reproduced"  # Wilson 60%-98%
+    assert LG._majority(6, 10) == "not testable on this data"  # 31%-83% spans 50%
+    assert LG._majority(1, 10) == "not reproduced"  # 2%-40%
+    fits = _fits()
+    few = fits[fits["model"] == "L2-d64-h2"]  # 2 edge layers: 2/2 spans 50% (34%-100%)
+    row = LG.claim_early_peak_edges(few)
+    assert row["verdict"] == "not testable on this data" and "too few layers" in row["our_value"]
+
+
+def test_a_driver_needs_a_model_with_skill():
+    imp = pd.DataFrame(
+        {"feature": ["H_over_d", "log_d"], "importance": [0.5, 0.1],
+         "importance_std": [0.05, 0.01], "rank": [1, 2]}
+    )  # fmt: skip
+    imp.attrs.update(model_type="RandomForest", protocol="paper_cv5", fits_used="all")
+    skilled = _results("K", 0.8, chance=0.1).assign(fits_used="all")
+    assert LG._driver("Hd_drives_K", {"K": imp}, skilled)["verdict"] == "reproduced"
+    unskilled = _results("K", 0.05, chance=0.1).assign(fits_used="all")
+    row = LG._driver("Hd_drives_K", {"K": imp}, unskilled)
+    assert row["verdict"] == "not testable on this data"
+    assert "better than the mean and chance" in row["our_value"]
+
+
+def test_a_negative_r2_is_no_skill_even_above_chance():
+    imp = pd.DataFrame({"feature": ["l_times_L"], "importance": [0.2], "importance_std": [0.1],
+                        "rank": [1]})  # fmt: skip
+    imp.attrs.update(model_type="RandomForest", protocol="paper_cv5")
+    worse = _results("lam", -0.03, chance=-0.2)
+    assert (
+        LG._driver("lL_drives_lam", {"lam": imp}, worse)["verdict"] == "not testable on this data"
+    )

@@ -158,6 +158,20 @@ def _share(k: int, n: int) -> str:
     return f"{k}/{n} = {k / n:.0%} (95% CI {lo:.0%}-{hi:.0%}, Wilson)"
 
 
+def _majority(k: int, n: int) -> str:
+    """Verdict of "most of them": the whole 95% Wilson interval of ``k / n`` on one side of
+    50%; an interval that spans 50% cannot decide (too few layers)."""
+    lo, hi = wilson_interval(k, n)
+    if lo > 0.5:
+        return REPRODUCED
+    if hi < 0.5:
+        return NOT_REPRODUCED
+    return NOT_TESTABLE
+
+
+_SPANS = " (the 95% interval spans 50%: too few layers to decide)"
+
+
 def _final(traj: pd.DataFrame) -> pd.DataFrame:
     last = traj.groupby("model")["step"].transform("max")
     return traj[traj["step"] == last]
@@ -271,8 +285,9 @@ def claim_magnitude(traj: pd.DataFrame, architectures: pd.DataFrame) -> dict:
         key,
         paper_value=f"~{fig3.min():,.0f} to ~{fig3.max():,.0f} (Fig. 3, 14M to 12B parameters)",
         our_value=(
-            f"final ratios {final.min():.1f}-{final.max():.1f} in {len(final)} models{size}, "
-            f"{fig3.min() / final.max():.1f}x below the paper's smallest"
+            f"final ratios {final.min():.1f}-{final.max():.1f} in {len(final)} models{size}; "
+            f"the largest is {final.max() / fig3.min():.2f} x the smallest model's in the "
+            f"paper (~{fig3.min():,.0f}, {fig3.idxmin()})"
         ),
         uncertainty="-",
         test=(
@@ -319,7 +334,10 @@ def _regimes(fits: pd.DataFrame) -> pd.DataFrame:
 def claim_early_peak_edges(fits: pd.DataFrame) -> dict:
     """Share of first and last layers whose Eq. 9 fit peaks inside training."""
     key, chapter = "early_peak_edges", "04_fitting"
-    test = "most first and last layers with a determined regime peak early (share > 50%)"
+    test = (
+        "most first and last layers with a determined regime peak early: the 95% interval "
+        "of the share lies above 50%"
+    )
     rt = _regimes(fits)
     det = rt[rt["regime"] != "undetermined"]
     edges = det[det["edge"]]
@@ -330,12 +348,14 @@ def claim_early_peak_edges(fits: pd.DataFrame) -> dict:
     k, n = int((edges["regime"] == "early_peak").sum()), len(edges)
     wide = det[det["wide_edge"]]
     kw = int((wide["regime"] == "early_peak").sum())
+    verdict = _majority(k, n)
     return _row(
         key,
-        our_value=f"{k} of {n} first/last layers peak early; {n_und} undetermined",
+        our_value=f"{k} of {n} first/last layers peak early; {n_und} undetermined"
+        + (_SPANS if verdict == NOT_TESTABLE else ""),
         uncertainty=_share(k, n),
         test=test,
-        verdict=REPRODUCED if k / n > 0.5 else NOT_REPRODUCED,
+        verdict=verdict,
         reading=(
             "edges = the first and last layer (the claim's minimum); first 3 and last 2 "
             f"layers give {kw} of {len(wide)} early peaks. Eq. 9, our procedure, regime by "
@@ -348,7 +368,10 @@ def claim_early_peak_edges(fits: pd.DataFrame) -> dict:
 def claim_log_rise_middle(fits: pd.DataFrame) -> dict:
     """Share of middle layers whose Eq. 9 fit is still rising at the end of training."""
     key, chapter = "log_rise_middle", "04_fitting"
-    test = "most middle layers with a determined regime rise to the end (share > 50%)"
+    test = (
+        "most middle layers with a determined regime rise to the end: the 95% interval of "
+        "the share lies above 50%"
+    )
     rt = _regimes(fits)
     det = rt[rt["regime"] != "undetermined"]
     mid = det[~det["edge"]]
@@ -359,12 +382,14 @@ def claim_log_rise_middle(fits: pd.DataFrame) -> dict:
     k, n = int((mid["regime"] == "log_rise").sum()), len(mid)
     wide = det[~det["wide_edge"]]
     kw = int((wide["regime"] == "log_rise").sum())
+    verdict = _majority(k, n)
     return _row(
         key,
-        our_value=f"{k} of {n} middle layers rise to the end; {n_und} undetermined",
+        our_value=f"{k} of {n} middle layers rise to the end; {n_und} undetermined"
+        + (_SPANS if verdict == NOT_TESTABLE else ""),
         uncertainty=_share(k, n),
         test=test,
-        verdict=REPRODUCED if k / n > 0.5 else NOT_REPRODUCED,
+        verdict=verdict,
         reading=(
             "middle = all but the first and last layer; excluding the first 3 and last 2 "
             f"gives {kw} of {len(wide)} rising"
@@ -412,7 +437,10 @@ def claim_eq9_beats_steps(fits: pd.DataFrame) -> dict:
     t5 = reference.table("table5_mean_r2_by_hypothesis")
     wins = int(((t5.loc["eq9"] > t5.loc["step1"]) & (t5.loc["eq9"] > t5.loc["step2"])).sum())
     paper = f"Eq. 9 mean R^2 above both step responses in {wins} of {t5.shape[1]} models (Table 5)"
-    test = "Eq. 9 has the lowest AIC of the three in most layers (share > 50%), our procedure"
+    test = (
+        "Eq. 9 has the lowest AIC of the three in most layers (the 95% interval of the share "
+        "lies above 50%), our procedure"
+    )
     ours = fits[fits["procedure"] == "ours"]
     wide = ours.pivot_table(index=["model", "layer"], columns="hypothesis", values="aic")
     need = {"eq9", "step1", "step2"}
@@ -429,16 +457,18 @@ def claim_eq9_beats_steps(fits: pd.DataFrame) -> dict:
         row["paper_value"] = paper
         return row
     r2 = ours.groupby("hypothesis")["r2"].mean()
+    verdict = _majority(k, n)
     return _row(
         key,
         paper_value=paper,
         our_value=(
             f"lowest AIC in {k} of {n} layers; mean R^2 Eq. 9 {r2.get('eq9', np.nan):.3f}, "
             f"step-1 {r2.get('step1', np.nan):.3f}, step-2 {r2.get('step2', np.nan):.3f}"
-        ),
+        )
+        + (_SPANS if verdict == NOT_TESTABLE else ""),
         uncertainty=_share(k, n),
         test=test,
-        verdict=REPRODUCED if k / n > 0.5 else NOT_REPRODUCED,
+        verdict=verdict,
         reading="AIC per layer on the same points (the paper reports mean R^2 per model)",
         chapter=chapter,
     )
@@ -527,14 +557,50 @@ def _predictable(key: str, results: pd.DataFrame | None) -> dict:
     )
 
 
-def _driver(key: str, importances: Mapping[str, pd.DataFrame] | None) -> dict:
+def _skill(results: pd.DataFrame | None, target: str, attrs: Mapping) -> tuple[bool, str]:
+    """Whether the model whose importances are ranked predicts better than chance."""
+    if results is None:
+        return True, ""
+    rows = results[
+        (results["target"] == target)
+        & (results["model_type"] == attrs.get("model_type"))
+        & (results["protocol"] == attrs.get("protocol"))
+    ]
+    if "fits_used" in rows.columns and "fits_used" in attrs:
+        rows = rows[rows["fits_used"] == attrs["fits_used"]]
+    if rows.empty or rows["r2"].isna().all():
+        return True, ""
+    r = rows.iloc[0]
+    text = f"R^2 {float(r['r2']):.2f}, chance 95th percentile {float(r['chance_r2_q95']):.2f}"
+    # skill: better than the training mean (R^2 > 0) and than shuffled targets
+    return bool(r["r2"] > max(r["chance_r2_q95"], 0.0)), text
+
+
+def _driver(
+    key: str,
+    importances: Mapping[str, pd.DataFrame] | None,
+    results: pd.DataFrame | None = None,
+) -> dict:
     c = _claim(key)
     target, feature = c["target"], c["feature"]
     chapter = "05_predicting"
-    test = f"{feature} ranked first by permutation importance for {target} on held-out layers"
+    test = (
+        f"{feature} ranked first by permutation importance for {target} on held-out layers, "
+        "by a model that predicts better than the mean and than chance (R^2 > 0 and above "
+        "its shuffled-target 95th percentile)"
+    )
     imp = (importances or {}).get(target)
     if imp is None or imp.empty:
         return _untestable(key, f"no importance computed for {target}", test, chapter)
+    skilled, skill_text = _skill(results, target, imp.attrs)
+    if not skilled:
+        return _untestable(
+            key,
+            f"no model predicts {target} better than the mean and chance ({imp.attrs.get('model_type')}: "
+            f"{skill_text}), so no feature can be said to drive it",
+            test,
+            chapter,
+        )
     imp = imp.sort_values("rank")
     rank = int(imp.loc[imp["feature"] == feature, "rank"].iloc[0])
     top = imp.iloc[0]
@@ -651,8 +717,8 @@ def build_ledger(
         "K_predictable": _predictable("K_predictable", predictor_results),
         "lam_predictable": _predictable("lam_predictable", predictor_results),
         "gam_not_predictable": _predictable("gam_not_predictable", predictor_results),
-        "Hd_drives_K": _driver("Hd_drives_K", importances),
-        "lL_drives_lam": _driver("lL_drives_lam", importances),
+        "Hd_drives_K": _driver("Hd_drives_K", importances, predictor_results),
+        "lL_drives_lam": _driver("lL_drives_lam", importances, predictor_results),
         "pretrained_first_token": claim_pretrained_first_token(pretrained),
     }
     order = list(reference.entry("claims")["values"])
