@@ -168,6 +168,7 @@ RESULT_COLUMNS = (
     "scale",
     "params",
     "note",
+    "fits_used",
 )
 #: Paper Table 3: test R^2 per target (rows) and model (columns), 80/20 split over layers.
 PAPER_TABLE3 = reference.table("table3_test_r2")
