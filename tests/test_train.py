@@ -18,8 +18,8 @@ from massive_activations.extract import extract
 from massive_activations.make_data import DETERMINISTIC_FILES, make_data
 from massive_activations.sources import load_model, local_checkpoints
 from massive_activations.store import ActivationStore, read_table
-from massive_activations.suite import Recipe, eval_sequences, get_suite, make_model
-from massive_activations.tokenizer import hf_tokenizer, prepare_tokens
+from massive_activations.suite import Recipe, get_suite, make_model
+from massive_activations.tokenizer import hf_tokenizer
 from massive_activations.train import (
     Batches,
     _save_checkpoint,
@@ -48,16 +48,7 @@ def smoke_run(tmp_path_factory):
 
 
 def _tokens(cache):
-    r = SMOKE.recipe
-    corpus = load_corpus(r.corpus)
-    data = prepare_tokens(
-        corpus,
-        r.vocab_size,
-        heldout_fraction=r.heldout_fraction,
-        split_seed=r.split_seed,
-        cache=cache,
-    )
-    return data, eval_sequences(data.heldout_documents, data.tokenizer, r, data.eot_id)
+    return make_data_module.suite_tokens(SMOKE, load_corpus(SMOKE.recipe.corpus), cache)
 
 
 def test_lr_warmup_then_cosine_to_a_tenth():
