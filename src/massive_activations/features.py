@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import provenance, reference
-from .store import atomic_write
+from . import reference
+from .store import write_derived
 from .trajectories import paper_model_key
 
 __all__ = [
@@ -273,8 +273,4 @@ def write_features(features: pd.DataFrame, root: str | Path, suite: str) -> Path
         raise ValueError(
             f"The features table lacks columns {missing}; build it with layer_features."
         )
-    path = atomic_write(
-        features_path(root, suite), lambda tmp: features.to_parquet(tmp, index=False)
-    )
-    provenance.update_manifest(path.parent, path)
-    return path
+    return write_derived(features, features_path(root, suite))

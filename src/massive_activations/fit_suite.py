@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import provenance, reference
+from . import reference
 from .fitting import FitResult, fit_series, get_procedure
 from .hypotheses import HYPOTHESES
-from .store import atomic_write
+from .store import read_derived, write_derived
 from .trajectories import LayerSequences, layer_sequences, paper_model_key
 from .uncertainty import assess, is_identified
 
@@ -304,21 +304,15 @@ def write_fits(fits: pd.DataFrame, root: str | Path, suite: str) -> Path:
     When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
     is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
     """
-    path = atomic_write(fits_path(root, suite), lambda tmp: fits.to_parquet(tmp, index=False))
-    provenance.update_manifest(path.parent, path)
-    return path
+    return write_derived(fits, fits_path(root, suite))
 
 
 def read_fits(root: str | Path, suite: str) -> pd.DataFrame:
     """Read ``<root>/<suite>/fits.parquet``."""
-    path = fits_path(root, suite)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No fits at {path}: run fit_all on the suite's activation table and write_fits."
-        )
-    fits = pd.read_parquet(path)
-    provenance.record(path, "read")
-    return fits
+    return read_derived(
+        fits_path(root, suite),
+        "run fit_all on the suite's activation table and write_fits (chapter 4).",
+    )
 
 
 def _paper_col(models, values: pd.Series) -> list:

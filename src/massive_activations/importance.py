@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import predictor as P
-from . import provenance
-from .store import atomic_write
+from .store import read_derived, write_derived
 
 __all__ = ["best_model", "drivers", "importance_path", "read_importances", "write_importances"]
 
@@ -134,23 +133,15 @@ def write_importances(
             {c: pd.Series(dtype=object if i < 5 else float) for i, c in enumerate(_COLUMNS)}
         )
     )
-    path = atomic_write(
-        importance_path(root, suite), lambda tmp: table.to_parquet(tmp, index=False)
-    )
-    provenance.update_manifest(path.parent, path)
-    return path
+    return write_derived(table, importance_path(root, suite))
 
 
 def read_importances(root: str | Path, suite: str) -> dict[str, pd.DataFrame]:
     """Read ``importance.parquet`` back into ``{target: table}`` (with ``attrs``)."""
-    path = importance_path(root, suite)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No importance table at {path}: run chapter 5 (notebooks/05_predicting.py) on "
-            "this suite first."
-        )
-    provenance.record(path, "read")
-    table = pd.read_parquet(path)
+    table = read_derived(
+        importance_path(root, suite),
+        "run chapter 5 (notebooks/05_predicting.py) on this suite first.",
+    )
     out = {}
     for t, part in table.groupby("target", sort=False):
         imp = part[["feature", "importance", "importance_std", "rank"]].reset_index(drop=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import provenance, reference
+from . import reference
 from .fit_suite import regime_table
-from .store import atomic_write
+from .store import write_derived
 
 __all__ = [
     "INIT_TOLERANCE",
@@ -743,6 +743,4 @@ def write_ledger(ledger: pd.DataFrame, root: str | Path, suite: str) -> Path:
     When the folder holds a ``manifest.json``, the file's sha256 is added to it
     (:func:`massive_activations.provenance.update_manifest`).
     """
-    path = atomic_write(ledger_path(root, suite), lambda tmp: ledger.to_csv(tmp, index=False))
-    provenance.update_manifest(path.parent, path)
-    return path
+    return write_derived(ledger, ledger_path(root, suite))

@@ -94,10 +94,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from tqdm import tqdm
 
-from . import provenance, reference
+from . import reference
 from .curve import eq9
 from .features import FEATURE_NAMES, architecture, layer_features
-from .store import atomic_write
+from .store import read_derived, write_derived
 
 __all__ = [
     "GRIDS",
@@ -1075,21 +1075,12 @@ def write_predictor(results: pd.DataFrame, root: str | Path, suite: str) -> Path
     missing = [c for c in RESULT_COLUMNS if c not in results.columns]
     if missing:
         raise ValueError(f"The results table lacks columns {missing}; build it with evaluate.")
-    path = atomic_write(
-        predictor_path(root, suite), lambda tmp: results.to_parquet(tmp, index=False)
-    )
-    provenance.update_manifest(path.parent, path)
-    return path
+    return write_derived(results, predictor_path(root, suite))
 
 
 def read_predictor(root: str | Path, suite: str) -> pd.DataFrame:
     """Read ``<root>/<suite>/predictor.parquet``."""
-    path = predictor_path(root, suite)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No predictor results at {path}: run predictor.evaluate on the suite's fits and "
-            "write_predictor."
-        )
-    results = pd.read_parquet(path)
-    provenance.record(path, "read")
-    return results
+    return read_derived(
+        predictor_path(root, suite),
+        "run predictor.evaluate on the suite's fits and write_predictor (chapter 5).",
+    )

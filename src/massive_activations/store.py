@@ -35,8 +35,10 @@ __all__ = [
     "find_shards",
     "merge_tables",
     "parse_shard",
+    "read_derived",
     "read_table",
     "shard_jobs",
+    "write_derived",
     "write_table",
 ]
 
@@ -83,6 +85,35 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
     provenance.record(path, "write")
     return path
+
+
+def write_derived(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table that a chapter derives from a suite's data, beside that data.
+
+    Parquet (or CSV for a ``.csv`` path), written with :func:`atomic_write`; when the folder
+    holds a ``manifest.json`` (written by ``make data``), the file's sha256 is added to it
+    under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
+    """
+    path = Path(path)
+    if path.suffix == ".csv":
+        path = atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    else:
+        path = atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+    provenance.update_manifest(path.parent, path)
+    return path
+
+
+def read_derived(path: str | Path, fix: str) -> pd.DataFrame:
+    """Read a derived parquet table (recorded in the provenance log).
+
+    Raises FileNotFoundError naming the path and ``fix`` (how to make the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No file at {path}: {fix}")
+    table = pd.read_parquet(path)
+    provenance.record(path, "read")
+    return table
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
