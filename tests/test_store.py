@@ -54,7 +54,7 @@ def test_table_layout(single_run):
 def test_resume_after_injected_failure(tiny_suite, tiny_ids, tmp_path, monkeypatch, single_run):
     store = ActivationStore(tmp_path, "mini")
     calls = []
-    measure = extract_module.measure_model
+    measure = extract_module.measure_inputs
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -62,11 +62,11 @@ def test_resume_after_injected_failure(tiny_suite, tiny_ids, tmp_path, monkeypat
             raise RuntimeError("injected failure")
         return measure(*args, **kwargs)
 
-    monkeypatch.setattr(extract_module, "measure_model", failing)
+    monkeypatch.setattr(extract_module, "measure_inputs", failing)
     with pytest.raises(RuntimeError, match="injected"):
         extract(local_checkpoints(tiny_suite), tiny_ids, store, progress=False)
     assert len(store.done_units()) == 2 and not store.table_path.exists()
-    monkeypatch.setattr(extract_module, "measure_model", measure)
+    monkeypatch.setattr(extract_module, "measure_inputs", measure)
     loaded = _count_loads(monkeypatch)
     resumed = extract(local_checkpoints(tiny_suite), tiny_ids, store, progress=False)
     assert len(loaded) == 6  # the two finished checkpoints are not recomputed

@@ -155,8 +155,8 @@ def tok(heldout):
 
 
 def test_eval_sequences_as_sun_et_al(heldout, tok):
-    recipe = dataclasses.replace(RECIPE, n_eval_sequences=3, eval_documents=5, prepend_eot=False)
-    ids = eval_sequences(heldout, tok, recipe)
+    recipe = dataclasses.replace(RECIPE, n_eval_sequences=3, eval_documents=5)
+    ids = eval_sequences(heldout, tok, recipe, eot_id=0)["raw"]
     assert ids.shape == (3, 32) and ids.dtype == torch.long
     # consecutive slices of the joined text of 5 random documents, no special tokens
     rng = np.random.default_rng(recipe.eval_seed)
@@ -164,15 +164,15 @@ def test_eval_sequences_as_sun_et_al(heldout, tok):
     stream = tok.encode("\n\n".join(heldout[i].text for i in chosen)).ids
     assert ids.flatten().tolist() == stream[: 3 * 32]
     assert (ids != 0).all()
-    assert torch.equal(eval_sequences(heldout, tok, recipe), ids)
-    other = eval_sequences(heldout, tok, dataclasses.replace(recipe, eval_seed=2))
+    assert torch.equal(eval_sequences(heldout, tok, recipe, 0)["raw"], ids)
+    other = eval_sequences(heldout, tok, dataclasses.replace(recipe, eval_seed=2), 0)["raw"]
     assert not torch.equal(other, ids)
 
 
 def test_eval_sequences_with_eot_first(heldout, tok):
     recipe = dataclasses.replace(RECIPE, n_eval_sequences=2, eval_documents=5)
-    ids = eval_sequences(heldout, tok, recipe, eot_id=0)
+    ids = eval_sequences(heldout, tok, recipe, eot_id=0)["eot_first"]
     assert ids.shape == (2, 32)
     assert (ids[:, 0] == 0).all() and (ids[:, 1:] != 0).all()
-    with pytest.raises(ValueError, match="needs eot_id"):
-        eval_sequences(heldout, tok, recipe)
+    raw = eval_sequences(heldout, tok, recipe, eot_id=0)["raw"]
+    assert torch.equal(ids[0, 1:], raw[0, :31])  # the same text behind the forced token

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,7 +105,9 @@ def test_smoke_suite_end_to_end(smoke_run):
     for spec in SMOKE.models:
         rows = table[table.model == spec.name]
         assert sorted(rows.step.unique()) == SMOKE.schedule(spec)
-        assert len(rows) == len(SMOKE.schedule(spec)) * spec.n_layers * 3
+        for variant in ("raw", "eot_first"):  # both variants at every checkpoint
+            n = (rows.variant == variant).sum()
+            assert n == len(SMOKE.schedule(spec)) * spec.n_layers * 3
     assert (table.status == "ok").all() and table.attn_first_pos.between(0, 1).all()
     assert (table.top1 >= table["median"]).all()
     log = pd.read_parquet(out / "training_log.parquet")
@@ -121,6 +125,48 @@ def test_smoke_suite_end_to_end(smoke_run):
     # checkpoints are linked from <cache>/suites/smoke/<model>/step<N>
     found = local_checkpoints(cache / "suites" / "smoke")
     assert {(c.model, c.step) for c in found} == set(zip(table.model, table.step, strict=True))
+    # every checkpoint's weights digest, recomputed from the linked files
+    digests = pd.read_parquet(out / "checkpoints.parquet")
+    assert len(digests) == len(found)
+    for c in found[:5]:
+        row = digests[(digests.model == c.model) & (digests.step == c.step)]
+        blob = (Path(c.location) / "model.safetensors").read_bytes()
+        assert row.weights_sha256.item() == hashlib.sha256(blob).hexdigest()
+
+
+def test_eval_variants_differ_only_in_the_first_token(smoke_run):
+    out, _ = smoke_run
+    raw = np.load(out / "eval_tokens_raw.npy")
+    eot = np.load(out / "eval_tokens_eot_first.npy")
+    assert raw.shape == eot.shape
+    assert (eot[:, 0] == 0).all() and len(set(raw[:, 0].tolist())) > 1  # raw: what the text holds
+    assert (raw[0, : raw.shape[1] - 1] == eot[0, 1:]).all()  # the same text, one token later
+    table = read_table(out / "activations.parquet")
+    top = table[(table.layer == table.layer.max()) & (table.step == table.step.max())]
+    # a fixed first token makes position 0 identical across sequences; raw slices do not
+    first = top[top.variant == "raw"].groupby("model").top1_token.nunique()
+    assert (first >= 1).all()
+
+
+def test_replicates_and_packing_train_differently(smoke_run):
+    out, _ = smoke_run
+    arch = pd.read_parquet(out / "architectures.parquet").set_index("model")
+    assert arch.loc["L2-d32-h2-s1", "architecture"] == arch.loc["L2-d32-h2", "architecture"]
+    assert arch.loc["L2-d32-h2-s1", "seed"] == 1 and arch.loc["L2-d32-h2-packed", "packing"]
+    log = pd.read_parquet(out / "training_log.parquet")
+    loss = {m: g.train_loss.dropna().to_numpy() for m, g in log.groupby("model")}
+    assert not np.array_equal(loss["L2-d32-h2"], loss["L2-d32-h2-s1"])
+    assert not np.array_equal(loss["L2-d32-h2"], loss["L2-d32-h2-packed"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seeds"]["models"]["L2-d32-h2-s1"] == {"init_seed": 1, "data_seed": 1}
+
+
+def test_recipe_for_offsets_seeds_and_drops_eot_for_packing():
+    base, rep, packed = (SMOKE.model(n) for n in ("L2-d32-h2", "L2-d32-h2-s1", "L2-d32-h2-packed"))
+    assert SMOKE.recipe_for(base) == SMOKE.recipe
+    r = SMOKE.recipe_for(rep)
+    assert (r.init_seed, r.data_seed) == (SMOKE.recipe.init_seed + 1, SMOKE.recipe.data_seed + 1)
+    assert SMOKE.recipe.prepend_eot and not SMOKE.recipe_for(packed).prepend_eot
 
 
 def test_two_runs_are_byte_identical(smoke_run, tmp_path):
@@ -148,7 +194,9 @@ def test_a_finished_suite_is_not_retrained(smoke_run, tmp_path, monkeypatch):
 def test_measurement_in_training_equals_extraction(smoke_run, tmp_path):
     out, cache = smoke_run
     trained = read_table(out / "activations.parquet")
-    eval_ids = torch.from_numpy(np.load(out / "eval_tokens.npy"))
+    eval_ids = {
+        v: torch.from_numpy(np.load(out / f"eval_tokens_{v}.npy")) for v in ("raw", "eot_first")
+    }
     checkpoints = local_checkpoints(cache / "suites" / "smoke")
     store = ActivationStore(tmp_path, "smoke")
     extracted = extract(checkpoints, eval_ids, store, attention_sink=True, progress=False)

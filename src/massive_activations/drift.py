@@ -35,7 +35,7 @@ from .train import train_model
 
 __all__ = ["compare_measurements", "drift_path", "main", "measure_drift", "retrain_prefix"]
 
-_KEYS = ["model", "step", "layer", "sequence"]
+_KEYS = ["model", "variant", "step", "layer", "sequence"]
 
 
 class _Stop(Exception):

@@ -20,7 +20,7 @@ import argparse
 import gc
 import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .measure import measure_model
+from .measure import as_inputs, measure_inputs
 from .raw_import import import_raw
 from .sources import (
     Checkpoint,
@@ -101,17 +101,26 @@ def _fingerprint(input_ids: torch.Tensor) -> str:
 
 
 def measurement_settings(
-    input_ids: torch.Tensor, *, batch_size: int = 1, attention_sink: bool = False
+    input_ids: torch.Tensor | Mapping[str, torch.Tensor],
+    *,
+    batch_size: int = 1,
+    attention_sink: bool = False,
 ) -> dict:
     """The settings a suite's units must share (recorded by ``ActivationStore.check_settings``).
 
-    The token ids enter as their shape and SHA-256; the dtype is not a setting (it is part of
-    each unit's key, so one suite can hold fp32 and fp16 measurements side by side).
+    The token ids of each variant (:func:`~massive_activations.measure.as_inputs`) enter as
+    their shape and SHA-256; the dtype is not a setting (it is part of each unit's key, so one
+    suite can hold fp32 and fp16 measurements side by side).
     """
     return {
-        "n_sequences": int(input_ids.shape[0]),
-        "seq_len": int(input_ids.shape[1]),
-        "tokens_sha256": _fingerprint(input_ids),
+        "variants": {
+            name: {
+                "n_sequences": int(ids.shape[0]),
+                "seq_len": int(ids.shape[1]),
+                "tokens_sha256": _fingerprint(ids),
+            }
+            for name, ids in as_inputs(input_ids).items()
+        },
         "batch_size": int(batch_size),
         "attention_sink": bool(attention_sink),
     }
@@ -135,8 +144,10 @@ def extract(
     ----------
     checkpoints : sequence of Checkpoint
         The series (e.g. :func:`~massive_activations.sources.pythia_checkpoints`).
-    input_ids : torch.LongTensor
-        Evaluation sequences, shape ``(n_sequences, seq_len)``; the same for every checkpoint.
+    input_ids : torch.LongTensor or mapping of str to torch.LongTensor
+        Evaluation sequences, shape ``(n_sequences, seq_len)``, the same for every checkpoint:
+        raw text slices, or ``{variant: sequences}`` (:func:`~massive_activations.measure.
+        as_inputs`); every variant is measured on each checkpoint.
     store : ActivationStore
         Where the suite's data live.
     dtype : str, default "float32"
@@ -173,7 +184,7 @@ def extract(
         bar.set_postfix_str(f"{checkpoint.model} step {checkpoint.step}")
         model = checkpoint.load(dtype=dtype_name, device=device)
         try:
-            df = measure_model(
+            df = measure_inputs(
                 model, input_ids, attention_sink=attention_sink, batch_size=batch_size
             )
         finally:

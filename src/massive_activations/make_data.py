@@ -14,8 +14,12 @@ Writes ``<out>/<suite>/`` (``data/<suite>/`` by default), replacing it atomicall
     model, step, train_loss, lr, grad_norm, val_loss (NaN between checkpoints).
 ``architectures.parquet``
     One row per model: sizes, parameter counts, steps, tokens, config hash, final losses.
-``eval_tokens.npy``
-    The evaluation sequences (n_sequences x seq_len), to re-extract the checkpoints.
+``eval_tokens_raw.npy``, ``eval_tokens_eot_first.npy``
+    The evaluation sequences of each variant (n_sequences x seq_len), to re-extract the
+    checkpoints.
+``checkpoints.parquet``
+    model, step, weights_sha256: the SHA-256 of every checkpoint's ``model.safetensors``, so
+    the table says exactly which bytes it measured.
 ``manifest.json``
     Suite configuration, seeds, corpus sources (package, version, licence, sha256), package
     versions, git commit and the sha256 of every other file.
@@ -74,7 +78,9 @@ DETERMINISTIC_FILES = (
     "settings.json",
     "training_log.parquet",
     "architectures.parquet",
-    "eval_tokens.npy",
+    "eval_tokens_raw.npy",
+    "eval_tokens_eot_first.npy",
+    "checkpoints.parquet",
     "manifest.json",
 )
 
@@ -82,8 +88,9 @@ DETERMINISTIC_FILES = (
 def suite_tokens(suite: Suite, corpus, cache: Path | str | None = None):
     """The suite's tokenizer and token streams (cached) and its evaluation sequences.
 
-    Returns ``(TokenData, eval_ids)``; the same for :func:`make_data` and anything that
-    retrains one of its models (:mod:`massive_activations.drift`).
+    Returns ``(TokenData, eval_ids)`` with ``eval_ids`` the sequences of each variant
+    (:func:`~massive_activations.suite.eval_sequences`); the same for :func:`make_data` and
+    anything that retrains one of its models (:mod:`massive_activations.drift`).
     """
     recipe = suite.recipe
     data = prepare_tokens(
@@ -226,7 +233,12 @@ def _train_all(
             ctx = mp.get_context("spawn")
             with ctx.Manager() as manager:
                 queue = manager.Queue()
-                order = sorted(todo, key=lambda m: -weights[m.name] * m.steps)
+                # the seven reference models first (every chapter needs them), then the
+                # replicates and the packing model; the costliest first within each
+                order = sorted(
+                    todo,
+                    key=lambda m: (m.seed > 0 or m.packing, -weights[m.name] * m.steps),
+                )
                 with ProcessPoolExecutor(
                     jobs, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)
                 ) as pool:
@@ -272,6 +284,9 @@ def _architectures(suite: Suite, data: TokenData, folders: dict[str, Path], logs
         rows.append(
             {
                 "model": spec.name,
+                "architecture": spec.architecture,
+                "seed": spec.seed,
+                "packing": spec.packing,
                 "n_layers": spec.n_layers,
                 "d_model": spec.d_model,
                 "n_heads": spec.n_heads,
@@ -390,7 +405,16 @@ def _make_data(suite, out, cache, jobs, device, threads, progress) -> Path:
     _architectures(suite, data, folders, logs).to_parquet(
         folder / "architectures.parquet", index=False
     )
-    np.save(folder / "eval_tokens.npy", eval_ids.numpy())
+    for variant, ids in eval_ids.items():
+        np.save(folder / f"eval_tokens_{variant}.npy", ids.numpy())
+    digests = pd.concat(
+        [
+            pd.read_parquet(folders[m.name] / "weights.parquet").assign(model=m.name)
+            for m in suite.models
+        ],
+        ignore_index=True,
+    )[["model", "step", "weights_sha256"]]
+    digests.to_parquet(folder / "checkpoints.parquet", index=False)
     manifest = {
         "suite": suite.to_dict(),
         "seeds": {
@@ -398,6 +422,14 @@ def _make_data(suite, out, cache, jobs, device, threads, progress) -> Path:
             "data_seed": recipe.data_seed,
             "init_seed": recipe.init_seed,
             "eval_seed": recipe.eval_seed,
+            # per model, as trained (the recipe's seeds plus the replicate's offset)
+            "models": {
+                m.name: {
+                    "init_seed": suite.recipe_for(m).init_seed,
+                    "data_seed": suite.recipe_for(m).data_seed,
+                }
+                for m in suite.models
+            },
         },
         "device": torch.device(device).type,
         "torch_threads": threads,

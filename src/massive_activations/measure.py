@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,13 +26,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .store import TABLE_COLUMNS
+from .store import DEFAULT_VARIANT, TABLE_COLUMNS, VARIANTS
 
-__all__ = ["COLUMNS", "STATUSES", "decoder_layers", "measure_model"]
+__all__ = ["COLUMNS", "STATUSES", "as_inputs", "decoder_layers", "measure_inputs", "measure_model"]
 
 #: Columns of :func:`measure_model`'s table (``attn_first_pos`` only with ``attention_sink``):
 #: the activation table's, less those that name the checkpoint.
-COLUMNS = tuple(c for c in TABLE_COLUMNS if c not in ("suite", "model", "step", "dtype"))
+COLUMNS = tuple(c for c in TABLE_COLUMNS if c not in ("suite", "model", "step", "dtype", "variant"))
 
 #: Values of the ``status`` column.  ``"overflow"``: the layer output holds +-inf (a value
 #: beyond the dtype's range, typically fp16's 65504); ``"nonfinite"``: it holds NaN.
@@ -354,3 +354,55 @@ def measure_model(
             torch.stack([torch.cat(s.batches) for s in sinks]).cpu().numpy().ravel()
         )
     return pd.DataFrame(table)
+
+
+def as_inputs(input_ids: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Evaluation sequences by variant: a tensor is the paper's variant (``"raw"``).
+
+    Parameters
+    ----------
+    input_ids : torch.LongTensor or mapping of str to torch.LongTensor
+        One set of sequences (raw text slices), or ``{variant: sequences}`` with variants
+        from :data:`massive_activations.store.VARIANTS`.
+
+    Returns
+    -------
+    dict of str to torch.LongTensor
+        In the order given.
+    """
+    if isinstance(input_ids, torch.Tensor):
+        return {DEFAULT_VARIANT: input_ids}
+    inputs = dict(input_ids)
+    unknown = sorted(set(inputs) - set(VARIANTS))
+    if not inputs or unknown:
+        raise ValueError(
+            f"Evaluation inputs must be a tensor or a mapping from variant to tensor with "
+            f"variants among {sorted(VARIANTS)}; got {sorted(inputs)}."
+        )
+    return inputs
+
+
+def measure_inputs(
+    model: nn.Module, input_ids: torch.Tensor | Mapping[str, torch.Tensor], **kwargs
+) -> pd.DataFrame:
+    """:func:`measure_model` on every variant of the evaluation sequences.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As for :func:`measure_model`.
+    input_ids : torch.LongTensor or mapping of str to torch.LongTensor
+        See :func:`as_inputs`.
+    **kwargs
+        Passed to :func:`measure_model`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`measure_model`'s rows of every variant, with a ``variant`` column.
+    """
+    frames = [
+        measure_model(model, ids, **kwargs).assign(variant=name)
+        for name, ids in as_inputs(input_ids).items()
+    ]
+    return pd.concat(frames, ignore_index=True)

@@ -148,5 +148,5 @@ def import_raw(
             raise ValueError(f"{seen[key]} and {path} both hold {key}; import one of them.")
         seen[key] = path
         if (*key, dtype_name) not in done:
-            store.write_part(rows.assign(dtype=dtype_name))
+            store.write_part(rows.assign(dtype=dtype_name, variant="raw"))
     return store.consolidate(), skipped

@@ -3,7 +3,7 @@
 Layout under ``<data>/<suite>/``:
 
 * ``activations.parquet``: the suite's table (:data:`TABLE_COLUMNS`, plus ``attn_first_pos``
-  when measured), sorted by model, dtype, step, layer, sequence;
+  when measured), sorted by model, dtype, variant, step, layer, sequence;
 * ``parts/<model>/<dtype>/step<N>.parquet``: one finished unit of work, a (model, step,
   dtype), written as soon as it is measured;
 * ``settings.json``: the measurement settings all units of the suite share;
@@ -28,8 +28,10 @@ import pandas as pd
 from . import provenance
 
 __all__ = [
+    "DEFAULT_VARIANT",
     "TABLE_COLUMNS",
     "UNIT",
+    "VARIANTS",
     "ActivationStore",
     "atomic_write",
     "find_shards",
@@ -57,14 +59,24 @@ TABLE_COLUMNS = (
     "top1_channel",
     "top1_token",
     "dtype",
+    "variant",
     "status",
 )
-#: Columns that identify a unit of work.
+#: Values of the ``variant`` column: how the evaluation sequences were taken.
+VARIANTS = {
+    "raw": "consecutive raw slices of text, nothing forced in front (the paper's and Sun et "
+    "al.'s way: the first token is whatever the text holds)",
+    "eot_first": "the end-of-text token forced in front of every slice (a fixed first token, "
+    "as a BOS token gives)",
+}
+#: The paper's variant, used wherever a variant is not named.
+DEFAULT_VARIANT = "raw"
+#: Columns that identify a unit of work (one unit holds every variant measured on it).
 UNIT = ("model", "step", "dtype")
-_ORDER = ["suite", "model", "dtype", "step", "layer", "sequence"]
+_ORDER = ["suite", "model", "dtype", "variant", "step", "layer", "sequence"]
 _INT = ("step", "layer", "sequence", "top1_position", "top1_channel", "top1_token")
 _FLOAT = ("top1", "top2", "top3", "median", "attn_first_pos")
-_STR = ("suite", "model", "dtype", "status")
+_STR = ("suite", "model", "dtype", "variant", "status")
 _SHARD = re.compile(r"^activations\.shard-(?P<i>[0-9]+)-of-(?P<n>[0-9]+)\.parquet$")
 
 
@@ -118,11 +130,22 @@ def read_derived(path: str | Path, fix: str) -> pd.DataFrame:
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+    if missing == ["variant"]:
+        raise ValueError(
+            "The activation table lacks the column 'variant' (how its evaluation sequences were "
+            f"taken: one of {sorted(VARIANTS)}); it was written before variants existed. Add it, "
+            "e.g. table['variant'] = 'raw' for raw text slices, and write it again."
+        )
     if missing:
         raise ValueError(f"The activation table lacks columns {missing}.")
     extra = [c for c in df.columns if c not in TABLE_COLUMNS]
     if extra not in ([], ["attn_first_pos"]):
         raise ValueError(f"Unexpected columns {extra} in the activation table.")
+    unknown = sorted(set(df["variant"].astype(str)) - set(VARIANTS))
+    if unknown:
+        raise ValueError(
+            f"Unknown variant(s) {unknown} in the activation table; use {sorted(VARIANTS)}."
+        )
     out = df[[*TABLE_COLUMNS, *extra]].copy()
     for c in out.columns:
         if c in _INT:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,13 @@ class ModelSpec:
         Depth, width and attention heads (``d_model`` divisible by ``n_heads``).
     steps : int
         Optimiser steps (the last checkpoint).
+    seed : int, default 0
+        Seed replicate: added to the recipe's ``init_seed`` and ``data_seed``, so replicate
+        ``s > 0`` of an architecture starts from other weights and sees the training
+        sequences in another order (:meth:`Suite.recipe_for`).
+    packing : bool, default False
+        Train as Pythia does: consecutive windows of the token stream with nothing forced in
+        front (overrides the recipe's ``prepend_eot``).
     """
 
     name: str
@@ -61,6 +68,8 @@ class ModelSpec:
     d_model: int
     n_heads: int
     steps: int
+    seed: int = 0
+    packing: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -81,6 +90,11 @@ class ModelSpec:
         """MLP width, 4 x ``d_model`` as in Pythia."""
         return 4 * self.d_model
 
+    @property
+    def architecture(self) -> str:
+        """``L<layers>-d<width>-h<heads>``: the same for every seed replicate and variant."""
+        return f"L{self.n_layers}-d{self.d_model}-h{self.n_heads}"
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -98,8 +112,9 @@ class Recipe:
         Tokens per training sequence (the :data:`~massive_activations.tokenizer.EOT` included
         when ``prepend_eot``) and sequences per step.
     prepend_eot : bool
-        Start every training sequence (and every evaluation sequence) with EOT, a fixed first
-        token as a BOS token provides.
+        Start every training sequence with EOT, a fixed first token as a BOS token provides
+        (a model with ``packing`` overrides it).  The evaluation sequences come in both
+        variants whatever the training format (:func:`eval_sequences`).
     lr, min_lr_ratio, warmup_fraction : float
         Peak learning rate; linear warm-up over ``warmup_fraction`` of the steps, then cosine
         decay to ``min_lr_ratio * lr`` at the last step (Pythia: 1 % warm-up, 0.1).
@@ -198,6 +213,16 @@ class Suite:
         """Model names in order."""
         return [m.name for m in self.models]
 
+    def recipe_for(self, model: ModelSpec) -> Recipe:
+        """The recipe ``model`` trains with: seeds offset by its replicate, its packing."""
+        recipe = self.recipe
+        return replace(
+            recipe,
+            init_seed=recipe.init_seed + model.seed,
+            data_seed=recipe.data_seed + model.seed,
+            prepend_eot=recipe.prepend_eot and not model.packing,
+        )
+
     def schedule(self, model: ModelSpec) -> list[int]:
         """Checkpoint steps of ``model``: 0, powers of two, then evenly spaced to the end."""
         return scaled_schedule(model.steps, self.recipe.n_linear)
@@ -211,8 +236,14 @@ class Suite:
         }
 
 
-def _spec(n_layers: int, d_model: int, n_heads: int, steps: int) -> ModelSpec:
-    return ModelSpec(f"L{n_layers}-d{d_model}-h{n_heads}", n_layers, d_model, n_heads, steps)
+def _spec(
+    n_layers: int, d_model: int, n_heads: int, steps: int, seed: int = 0, packing: bool = False
+) -> ModelSpec:
+    """A model named by its architecture, ``-s<seed>`` for replicates, ``-packed`` for packing."""
+    name = f"L{n_layers}-d{d_model}-h{n_heads}"
+    name += f"-s{seed}" if seed else ""
+    name += "-packed" if packing else ""
+    return ModelSpec(name, n_layers, d_model, n_heads, steps, seed, packing)
 
 
 #: Tiny models on the small corpus, for the tests (well under a minute end to end).
@@ -230,13 +261,20 @@ SMOKE = Suite(
         eval_documents=4,
         val_sequences=8,
     ),
-    (_spec(2, 32, 2, 24), _spec(3, 48, 4, 24)),
+    (
+        _spec(2, 32, 2, 24),
+        _spec(3, 48, 4, 24),
+        _spec(2, 32, 2, 24, seed=1),
+        _spec(2, 32, 2, 24, packing=True),
+    ),
 )
 
-#: The released suite, trained in the issue's "second regime": the large corpus, bf16
-#: autocast, EOT first in every sequence, LR 3e-3, 2,048 tokens per step.  Depth, width and
-#: heads each take three values around the reference L4-d128-h4, the others held fixed; every
-#: model sees the same 16.4 M tokens in the same order.
+#: The released suite: the large corpus, bf16 autocast, EOT first in every training sequence,
+#: LR 3e-3, 2,048 tokens per step.  Depth, width and heads each take three values around the
+#: reference L4-d128-h4, the others held fixed; these seven models see the same 16.4 M tokens
+#: in the same order.  The reference, the deepest (L8) and the widest (d256) architecture have
+#: two more seed replicates each (other initial weights and data order), and the reference is
+#: trained once more with Pythia's packing (no EOT forced in front of a training window).
 DEFAULT = Suite(
     "default",
     Recipe(
@@ -249,17 +287,25 @@ DEFAULT = Suite(
         bf16=True,
         val_sequences=32,
     ),
-    tuple(
-        _spec(n_layers, d_model, n_heads, 8000)
-        for n_layers, d_model, n_heads in (
-            (2, 128, 4),
-            (4, 128, 4),
-            (8, 128, 4),
-            (4, 64, 4),
-            (4, 256, 4),
-            (4, 128, 2),
-            (4, 128, 8),
-        )
+    (
+        *(
+            _spec(n_layers, d_model, n_heads, 8000)
+            for n_layers, d_model, n_heads in (
+                (2, 128, 4),
+                (4, 128, 4),
+                (8, 128, 4),
+                (4, 64, 4),
+                (4, 256, 4),
+                (4, 128, 2),
+                (4, 128, 8),
+            )
+        ),
+        *(
+            _spec(n_layers, d_model, 4, 8000, seed=seed)
+            for n_layers, d_model in ((4, 128), (8, 128), (4, 256))
+            for seed in (1, 2)
+        ),
+        _spec(4, 128, 4, 8000, packing=True),
     ),
 )
 
@@ -382,14 +428,17 @@ def run_name(spec: ModelSpec, key: str) -> str:
 # --------------------------------------------------------------------------- evaluation data
 
 
-def eval_sequences(documents, tokenizer, recipe: Recipe, eot_id: int | None = None) -> torch.Tensor:
-    """Evaluation sequences drawn as Sun et al. did.
+def eval_sequences(documents, tokenizer, recipe: Recipe, eot_id: int) -> dict[str, torch.Tensor]:
+    """Evaluation sequences drawn as Sun et al. did, in both variants.
 
     ``recipe.eval_documents`` random held-out documents (numpy generator seeded with
     ``recipe.eval_seed``) are joined with blank lines, tokenized without special tokens and
-    cut into consecutive windows; the first ``recipe.n_eval_sequences`` are kept.  With
-    ``recipe.prepend_eot`` each window is ``eval_len - 1`` tokens with EOT in front, the format
-    the models were trained on.
+    cut into consecutive windows; the first ``recipe.n_eval_sequences`` are kept.
+
+    * ``"raw"`` (the paper's way): windows of ``eval_len`` tokens of the text itself, so the
+      first token of each is whatever the text holds there;
+    * ``"eot_first"``: windows of ``eval_len - 1`` tokens with EOT in front, a fixed first
+      token (the format of the training sequences with ``prepend_eot``).
 
     Parameters
     ----------
@@ -399,13 +448,13 @@ def eval_sequences(documents, tokenizer, recipe: Recipe, eot_id: int | None = No
         The suite's tokenizer.
     recipe : Recipe
         Number, length and seed of the sequences.
-    eot_id : int, optional
-        Id of EOT (needed with ``prepend_eot``).
+    eot_id : int
+        Id of EOT.
 
     Returns
     -------
-    torch.LongTensor
-        Shape ``(n_eval_sequences, eval_len)``.
+    dict of str to torch.LongTensor
+        ``{"raw": ..., "eot_first": ...}``, each of shape ``(n_eval_sequences, eval_len)``.
     """
     from .extract import token_windows, tokenize_text
     from .tokenizer import hf_tokenizer
@@ -415,13 +464,12 @@ def eval_sequences(documents, tokenizer, recipe: Recipe, eot_id: int | None = No
     chosen = rng.choice(len(documents), size=n, replace=False)
     text = "\n\n".join(documents[i].text for i in chosen)
     ids = tokenize_text(text, hf_tokenizer(tokenizer))
-    if not recipe.prepend_eot:
-        return token_windows(ids, recipe.n_eval_sequences, recipe.eval_len)
-    if eot_id is None:
-        raise ValueError("eval_sequences with prepend_eot needs eot_id.")
     body = token_windows(ids, recipe.n_eval_sequences, recipe.eval_len - 1)
-    first = torch.full((body.shape[0], 1), eot_id, dtype=torch.long)
-    return torch.cat([first, body], dim=1)
+    first = torch.full((body.shape[0], 1), int(eot_id), dtype=torch.long)
+    return {
+        "raw": token_windows(ids, recipe.n_eval_sequences, recipe.eval_len),
+        "eot_first": torch.cat([first, body], dim=1),
+    }
 
 
 def suite_dir(cache: Path, suite: Suite) -> Path:

@@ -8,6 +8,7 @@ config_hash`)::
     measure/parts/...         activation statistics of each checkpoint (ActivationStore parts)
     state.pt                  weights, optimiser and logs of the latest checkpoint (resume)
     log.parquet               step, train_loss, lr, grad_norm, val_loss (when finished)
+    weights.parquet           step, weights_sha256 of each checkpoint's model.safetensors
     timing.json               wall time (kept out of the data: it is not deterministic)
 
 At every step of the checkpoint schedule the in-memory model is saved, measured with
@@ -19,6 +20,7 @@ and every other input is a function of the step, redoes the same updates bit for
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,7 +35,7 @@ import pandas as pd
 import torch
 
 from .corpus import cache_root
-from .measure import measure_model
+from .measure import measure_inputs
 from .store import ActivationStore, atomic_write
 from .suite import ModelSpec, Recipe, Suite, config_hash, make_model, run_name
 from .tokenizer import TokenData, hf_tokenizer
@@ -144,17 +146,17 @@ def lr_at(update: int, steps: int, recipe: Recipe) -> float:
     return low + (recipe.lr - low) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def measurement_settings(input_ids: torch.Tensor, recipe: Recipe) -> dict:
+def measurement_settings(inputs: dict[str, torch.Tensor], recipe: Recipe) -> dict:
     """The measurement settings the activation store records, exactly as extraction does."""
     from .extract import measurement_settings as extraction_settings
 
-    return extraction_settings(input_ids, batch_size=1, attention_sink=recipe.attention_sink)
+    return extraction_settings(inputs, batch_size=1, attention_sink=recipe.attention_sink)
 
 
 def run_dir(spec: ModelSpec, suite: Suite, data: TokenData, cache=None, device="cpu") -> Path:
     """The folder of a run: ``<cache>/runs/<model>-<config hash>``."""
     root = Path(cache) if cache is not None else cache_root()
-    key = config_hash(spec, suite.recipe, data.key, device)
+    key = config_hash(spec, suite.recipe_for(spec), data.key, device)
     return root / "runs" / run_name(spec, key)
 
 
@@ -197,6 +199,15 @@ def _save_checkpoint(model, tokenizer, folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
+
+
+def _sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _log_frame(log: dict, val: dict) -> pd.DataFrame:
@@ -248,8 +259,8 @@ def train_model(
         Its suite (the :class:`~massive_activations.suite.Recipe` and schedule).
     data : TokenData
         Tokenizer and token streams (:func:`massive_activations.tokenizer.prepare_tokens`).
-    eval_ids : torch.LongTensor
-        Evaluation sequences measured at every checkpoint
+    eval_ids : dict of str to torch.LongTensor
+        Evaluation sequences of each variant, measured at every checkpoint
         (:func:`massive_activations.suite.eval_sequences`).
     cache : path, optional
         Cache root (default :func:`~massive_activations.corpus.cache_root`).
@@ -270,7 +281,7 @@ def train_model(
     """
     from tqdm import tqdm
 
-    recipe = suite.recipe
+    recipe = suite.recipe_for(spec)
     dev = torch.device(device)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -305,6 +316,7 @@ def train_model(
     )
     log: dict[str, list] = {"step": [], "loss": [], "lr": [], "grad_norm": []}
     val: dict[int, float] = {}
+    weights: dict[int, str] = {}
     step = 0
     elapsed = 0.0
     state_path = folder / "state.pt"
@@ -314,13 +326,15 @@ def train_model(
         model.to(dev)
         optimizer.load_state_dict(state["optimizer"])
         log, val, step, elapsed = state["log"], state["val"], state["step"], state["elapsed"]
+        weights = state["weights"]
     model.to(dev)
     model.train()
     started = time.perf_counter() - elapsed
 
     def checkpoint(s: int) -> None:
         _save_checkpoint(model, tokenizer, folder / f"step{s}")
-        df = measure_model(model, eval_ids, attention_sink=recipe.attention_sink)
+        weights[s] = _sha256_file(folder / f"step{s}" / "model.safetensors")
+        df = measure_inputs(model, eval_ids, attention_sink=recipe.attention_sink)
         store.write_part(df.assign(model=spec.name, step=s, dtype=CHECKPOINT_DTYPE))
         val[s] = _val_loss(model, val_ids, recipe, dev)
         state = {
@@ -329,6 +343,7 @@ def train_model(
             "optimizer": optimizer.state_dict(),
             "log": log,
             "val": val,
+            "weights": weights,
             "elapsed": time.perf_counter() - started,
         }
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
@@ -362,6 +377,10 @@ def train_model(
     frame = _log_frame(log, val)
     timing = {"seconds": time.perf_counter() - started, "threads": torch.get_num_threads()}
     atomic_write(folder / "timing.json", lambda tmp: tmp.write_text(json.dumps(timing) + "\n"))
+    digests = pd.DataFrame(
+        {"step": list(weights), "weights_sha256": list(weights.values())}
+    ).sort_values("step", kind="stable")
+    atomic_write(folder / "weights.parquet", lambda tmp: digests.to_parquet(tmp, index=False))
     atomic_write(folder / "log.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     state_path.unlink(missing_ok=True)
     return folder
