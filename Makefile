@@ -28,7 +28,7 @@ book: $(STAMP)
 ## data: regenerate the default suite (corpus, tokenizer, training, extraction) into data/default
 ## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)
 data: $(STAMP)
-	$(PY) -m massive_activations.make_data --suite default
+	$(PY) -m massive_activations.suite.make_data --suite default
 
 ## test: lint, format check, unit tests and a smoke build of the whole book
 test: $(STAMP) lint

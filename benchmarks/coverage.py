@@ -1,6 +1,6 @@
 """Coverage of the nominal 95 % intervals over simulated data sets, per method and regime.
 
-For each regime of :data:`massive_activations.synthetic.EXAMPLE_CURVES` (early peak,
+For each regime of :data:`massive_activations.fitting.synthetic.EXAMPLE_CURVES` (early peak,
 logarithmic rise), ``--n`` data sets are simulated on 53 checkpoints
 (``scaled_schedule(143000, 40)``) with 10 sequences at ``--cv`` (6 %, paper Table 2),
 fitted with Eq. 9 and the ``"ours"`` procedure, and each parameter's (and ``t_peak``'s)
@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from massive_activations import curve
-from massive_activations.fitting import fit_series
+from massive_activations.fitting.procedures import fit_series
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
+from massive_activations.fitting.uncertainty import assess, is_identified, percentile_ci
+from massive_activations.measurement.trajectories import LayerSequences
 from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, simulate_layer
-from massive_activations.trajectories import LayerSequences
-from massive_activations.uncertainty import assess, is_identified, percentile_ci
 
 STEPS = np.array(scaled_schedule(143_000, 40), float)
 

@@ -4,7 +4,7 @@ On the same random GPT-NeoX (Pythia-70m-shaped by default: d=512, L=6, 8 heads) 
 token ids:
 
 * ``bare``: the base model's forward pass alone (the floor);
-* ``ours``: :func:`massive_activations.measure.measure_model` (hooks, on-device fp32
+* ``ours``: :func:`massive_activations.measurement.measure.measure_model` (hooks, on-device fp32
   reductions);
 * ``hidden_states``: ``output_hidden_states=True``, then numpy on the host;
 * ``sun``: Sun et al.'s way, each layer's output copied to the host in float64 during the
@@ -57,7 +57,7 @@ def _runner(method, model, ids):
     import numpy as np
     import torch
 
-    from massive_activations.measure import decoder_layers, measure_model
+    from massive_activations.measurement.measure import decoder_layers, measure_model
 
     base = model.base_model
 

@@ -1,6 +1,6 @@
 """Benchmark: fitting every layer of a suite with uncertainty, ours vs ``curve_fit``.
 
-The data: a synthetic suite (:mod:`massive_activations.synthetic`) of 6 models with
+The data: a synthetic suite (:mod:`massive_activations.fitting.synthetic`) of 6 models with
 2, 4, 6, 8, 6 and 4 layers (30 layers), on a Pythia-shaped schedule of 53 checkpoints
 (``scaled_schedule(143000, 40)``), 10 sequences, CV 6 % per sequence (paper Table 2) and an
 early dip around step 16.  The first and last layer of each model peak early, the others
@@ -8,7 +8,7 @@ rise logarithmically, with parameters varied per layer.
 
 Timed, each on the same trajectories and bootstrap draws:
 
-* ``ours``: :func:`massive_activations.fit_suite.fit_all` with Eq. 9 and the ``"ours"``
+* ``ours``: :func:`massive_activations.fitting.fit_all.fit_all` with Eq. 9 and the ``"ours"``
   procedure: multi-start, lmfit with the analytic Jacobian, covariance, and a bootstrap of
   ``--n-bootstrap`` replicates refitted together with the batched solver (no profile);
 * ``curve_fit``: the same work with :func:`scipy.optimize.curve_fit` (``method="trf"``,
@@ -40,11 +40,11 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from massive_activations import curve
-from massive_activations.fit_suite import _layer_seed, fit_all, fit_layer
-from massive_activations.hypotheses import get_hypothesis
+from massive_activations.fitting.fit_all import _layer_seed, fit_all, fit_layer
+from massive_activations.fitting.hypotheses import get_hypothesis
+from massive_activations.fitting.synthetic import simulate_table
+from massive_activations.measurement.trajectories import layer_sequences
 from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import simulate_table
-from massive_activations.trajectories import layer_sequences
 
 LAYERS = {"m14": 2, "m70": 4, "m160": 6, "m410": 8, "m1b": 6, "m1.4b": 4}
 
@@ -141,7 +141,7 @@ def main(argv=None) -> None:
     )
     args = ap.parse_args(argv)
     if args.data:
-        from massive_activations.store import read_table
+        from massive_activations.measurement.store import read_table
 
         table = read_table(args.data)
     else:

@@ -42,8 +42,8 @@ from myst_nb import glue
 
 from massive_activations import reference
 from massive_activations.schedule import pythia_steps
-from massive_activations.suite import get_suite
-from massive_activations.suite_data import load_suite_data, recipe_comparison
+from massive_activations.suite.configs import get_suite
+from massive_activations.suite.data import load_suite_data, recipe_comparison
 
 sns.set_theme(context="notebook", style="whitegrid")
 spec = get_suite(suite)

@@ -53,13 +53,12 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from massive_activations import reference
-from massive_activations.activation_data import (
+from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
     suite_activations,
 )
-from massive_activations.plots import plot_peak_heatmaps, plot_ratio_evolution, plot_size_scaling
-from massive_activations.trajectories import (
+from massive_activations.measurement.trajectories import (
     layer_summary,
     peak_table,
     position0_share,
@@ -67,6 +66,7 @@ from massive_activations.trajectories import (
     trajectories,
     variability_summary,
 )
+from massive_activations.plots import plot_peak_heatmaps, plot_ratio_evolution, plot_size_scaling
 
 sns.set_theme(context="notebook", style="whitegrid")
 table = suite_activations(

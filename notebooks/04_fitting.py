@@ -48,8 +48,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from massive_activations import curve, reference
-from massive_activations.activation_data import suite_activations
-from massive_activations.fit_suite import (
+from massive_activations.datasets.activations import suite_activations
+from massive_activations.fitting.fit_all import (
     compare_procedures,
     fit_all,
     fit_layer,
@@ -60,10 +60,10 @@ from massive_activations.fit_suite import (
     window_effect,
     write_fits,
 )
+from massive_activations.fitting.synthetic import simulate_table
+from massive_activations.fitting.uncertainty import covariance_band
+from massive_activations.measurement.trajectories import layer_sequences, trajectories
 from massive_activations.schedule import pythia_steps
-from massive_activations.synthetic import simulate_table
-from massive_activations.trajectories import layer_sequences, trajectories
-from massive_activations.uncertainty import covariance_band
 
 sns.set_theme(context="notebook", style="whitegrid")
 

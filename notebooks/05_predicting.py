@@ -49,19 +49,19 @@ import shap
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from massive_activations import predictor as P
-from massive_activations.activation_data import suite_activations
-from massive_activations.features import (
+from massive_activations.datasets.activations import suite_activations
+from massive_activations.fitting.fit_all import read_fits
+from massive_activations.fitting.synthetic import architecture_fits
+from massive_activations.measurement.trajectories import trajectories
+from massive_activations.prediction import predictor as P
+from massive_activations.prediction.features import (
     FEATURE_NAMES,
     features_table,
     pythia_architectures,
     suite_architectures,
 )
-from massive_activations.fit_suite import read_fits
-from massive_activations.importance import best_model, drivers, write_importances
-from massive_activations.synthetic import architecture_fits
-from massive_activations.trajectories import trajectories
-from massive_activations.unseen import held_out_curves, pythia_predictions
+from massive_activations.prediction.importance import best_model, drivers, write_importances
+from massive_activations.prediction.unseen import held_out_curves, pythia_predictions
 
 sns.set_theme(context="notebook", style="whitegrid")
 

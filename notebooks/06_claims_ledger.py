@@ -41,17 +41,17 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from massive_activations import ledger as LG
 from massive_activations import reference
-from massive_activations.activation_data import (
+from massive_activations.audit import ledger as LG
+from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
     suite_activations,
 )
-from massive_activations.fit_suite import fits_path, read_fits
-from massive_activations.importance import importance_path, read_importances
-from massive_activations.predictor import predictor_path, read_predictor
-from massive_activations.trajectories import layer_summary, trajectories
+from massive_activations.fitting.fit_all import fits_path, read_fits
+from massive_activations.measurement.trajectories import layer_summary, trajectories
+from massive_activations.prediction.importance import importance_path, read_importances
+from massive_activations.prediction.predictor import predictor_path, read_predictor
 
 # %% [markdown]
 # ## Inputs

@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from massive_activations import book
-from massive_activations.book import build_book, notebook_order, repo_root
+from massive_activations.book import build as book
+from massive_activations.book.build import build_book, notebook_order, repo_root
 
 ROOT = repo_root()
 GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
@@ -142,7 +142,7 @@ def test_status_page_lists_the_data_files_of_each_notebook(smoke_book):
 @pytest.mark.book
 def test_claims_ledger_has_every_claim_with_values_and_a_verdict(smoke_book):
     from massive_activations import reference
-    from massive_activations.ledger import LEDGER_COLUMNS, VERDICTS
+    from massive_activations.audit.ledger import LEDGER_COLUMNS, VERDICTS
 
     page = (smoke_book / "html" / "notebooks" / "06_claims_ledger.html").read_text()
     tables = [t for t in re.findall(r"<table.*?</table>", page, flags=re.S) if "verdict" in t]

@@ -10,8 +10,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from massive_activations import corpus as corpus_module
-from massive_activations.corpus import (
+from massive_activations.suite import corpus as corpus_module
+from massive_activations.suite.corpus import (
     DEBIAN_PACKAGES,
     DebianPackage,
     build_large_corpus,

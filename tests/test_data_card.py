@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_manifest import committed_data_folders
 
-from massive_activations import data_card, store
-from massive_activations.data_card import data_card_page, undocumented
+from massive_activations.book import data_card
+from massive_activations.book.data_card import data_card_page, undocumented
+from massive_activations.measurement import store
 
 
 def test_every_column_of_every_committed_table_is_documented():
@@ -34,15 +35,15 @@ def test_activation_table_columns_are_documented():
 
 
 def test_training_log_columns_are_documented():
-    from massive_activations.train import _log_frame
+    from massive_activations.suite.train import _log_frame
 
     log = _log_frame({"step": [1], "loss": [3.0], "lr": [1e-3], "grad_norm": [1.0]}, {0: 4.0})
     assert undocumented("training_log.parquet", ["model", *log.columns]) == []
 
 
 def test_architecture_columns_are_documented():
-    from massive_activations.make_data import _architectures
-    from massive_activations.suite import get_suite
+    from massive_activations.suite.configs import get_suite
+    from massive_activations.suite.make_data import _architectures
 
     suite = get_suite("smoke")
     data = SimpleNamespace(vocab_size=64, eot_id=0)
@@ -60,9 +61,9 @@ def test_architecture_columns_are_documented():
 
 def test_fits_columns_are_documented():
     from massive_activations import curve
-    from massive_activations.fit_suite import fit_row
-    from massive_activations.fitting import fit_series
-    from massive_activations.hypotheses import HYPOTHESES
+    from massive_activations.fitting.fit_all import fit_row
+    from massive_activations.fitting.hypotheses import HYPOTHESES
+    from massive_activations.fitting.procedures import fit_series
 
     steps = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000], float)
     y = curve.eq9(steps, A=50.0, lam=0.02, gam=0.002, t0=1.0, K=20.0)
@@ -79,7 +80,8 @@ def test_fits_columns_are_documented():
 
 
 def test_predictor_features_importance_and_ledger_columns_are_documented():
-    from massive_activations import features, importance, ledger, predictor
+    from massive_activations.audit import ledger
+    from massive_activations.prediction import features, importance, predictor
 
     assert undocumented("predictor.parquet", predictor.RESULT_COLUMNS) == []
     assert undocumented("features.parquet", features.layer_features("L2-d32-h2").columns) == []

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from massive_activations.extract import main, token_windows
-from massive_activations.store import read_table
+from massive_activations.measurement.extract import main, token_windows
+from massive_activations.measurement.store import read_table
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from massive_activations import reference
-from massive_activations.features import (
+from massive_activations.prediction.features import (
     FEATURE_NAMES,
     Architecture,
     architecture,
@@ -20,7 +20,7 @@ from massive_activations.features import (
     suite_architectures,
     write_features,
 )
-from massive_activations.suite import ModelSpec, get_suite
+from massive_activations.suite.configs import ModelSpec, get_suite
 
 
 def test_pythia_1b_features_match_hand_computation_from_the_reference_table():

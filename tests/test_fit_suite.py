@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations.fit_suite import (
+from massive_activations.fitting.fit_all import (
     PAPER_TABLE1,
     PAPER_TABLE5,
     PARAM_NAMES,
@@ -19,8 +19,8 @@ from massive_activations.fit_suite import (
     table5,
     write_fits,
 )
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_table
 from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, simulate_table
 
 STEPS = scaled_schedule(143_000, 20)
 CURVES = {
@@ -131,7 +131,7 @@ def test_unknown_models_are_named(table):
 
 
 def test_recovery_table_counts_coverage_and_identification():
-    from massive_activations.fit_suite import recovery_table
+    from massive_activations.fitting.fit_all import recovery_table
 
     fits = pd.DataFrame(
         {
@@ -148,9 +148,9 @@ def test_recovery_table_counts_coverage_and_identification():
 
 
 def test_window_effect_reports_each_window():
-    from massive_activations.fit_suite import window_effect
+    from massive_activations.fitting.fit_all import window_effect
+    from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_table
     from massive_activations.schedule import scaled_schedule
-    from massive_activations.synthetic import EXAMPLE_CURVES, simulate_table
 
     steps = scaled_schedule(4000, 20)
     curves = {"m": {1: {**EXAMPLE_CURVES["early_peak"], "gam": 4e-3}}}

@@ -1,7 +1,7 @@
 """Certified-value tests of the fits (as lmfit tests itself against NIST StRD), and the parts.
 
 Certified values are synthetic: Eq. 9 curves with known parameters in both regimes
-(:data:`~massive_activations.synthetic.EXAMPLE_CURVES`) on Pythia's 154-checkpoint schedule
+(:data:`~massive_activations.fitting.synthetic.EXAMPLE_CURVES`) on Pythia's 154-checkpoint schedule
 and a scaled one (53 checkpoints).  Tolerances:
 
 * noise-free data: every parameter within a relative ``5e-5`` of the truth (>= 4 significant
@@ -18,13 +18,14 @@ import pytest
 from scipy import signal
 from scipy.optimize import least_squares
 
-from massive_activations import alternatives, curve
-from massive_activations.batch_lsq import batch_least_squares
-from massive_activations.fit_problem import Problem
-from massive_activations.fitting import OURS, fit_series, fit_window, get_procedure
-from massive_activations.hypotheses import HYPOTHESES, get_hypothesis
+from massive_activations import curve
+from massive_activations.fitting import alternatives
+from massive_activations.fitting.batch_lsq import batch_least_squares
+from massive_activations.fitting.hypotheses import HYPOTHESES, get_hypothesis
+from massive_activations.fitting.problem import Problem
+from massive_activations.fitting.procedures import OURS, fit_series, fit_window, get_procedure
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
 from massive_activations.schedule import pythia_steps, scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, simulate_layer
 
 SCHEDULES = {
     "pythia": np.array(pythia_steps(), float),

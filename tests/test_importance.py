@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from massive_activations import importance as I
-from massive_activations import predictor as P
-from massive_activations.synthetic import architecture_fits
+from massive_activations.fitting.synthetic import architecture_fits
+from massive_activations.prediction import importance as I
+from massive_activations.prediction import predictor as P
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import ledger as LG
 from massive_activations import reference
-from massive_activations.trajectories import layer_summary
+from massive_activations.audit import ledger as LG
+from massive_activations.measurement.trajectories import layer_summary
 
 MODELS = ["L2-d64-h2", "L4-d64-h4", "L4-d128-h4", "L8-d128-h4"]
 

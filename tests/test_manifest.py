@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from massive_activations import fit_suite, provenance
-from massive_activations.book import repo_root
+from massive_activations import provenance
+from massive_activations.book.build import repo_root
+from massive_activations.fitting import fit_all as fit_suite
 
 ROOT = repo_root()
 
@@ -113,7 +114,7 @@ def test_update_manifest_defaults_to_python_and_leaves_other_folders_alone(folde
 
 
 def test_every_derived_writer_updates_the_manifest(folder):
-    from massive_activations import features, predictor
+    from massive_activations.prediction import features, predictor
 
     feats = features.layer_features("L2-d32-h2")
     features.write_features(feats, folder.parent, folder.name)

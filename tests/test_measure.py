@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from massive_activations.measure import (
+from massive_activations.measurement.measure import (
     COLUMNS,
     _lower_median,
     _top3,

@@ -49,7 +49,7 @@ def _traj():
 
 
 def test_peak_table_finds_the_peak_and_its_step():
-    from massive_activations.trajectories import peak_table
+    from massive_activations.measurement.trajectories import peak_table
 
     peaks = peak_table(_traj()).set_index(["model", "layer"])
     assert peaks.loc[("L4-d64-h4", 1), "peak"] == 10.0
@@ -63,7 +63,7 @@ def test_peak_table_finds_the_peak_and_its_step():
 def test_dynamics_figures_are_labelled():
     import pandas as pd
 
-    from massive_activations.trajectories import peak_table
+    from massive_activations.measurement.trajectories import peak_table
 
     traj = _traj()
     g = plots.plot_ratio_evolution(traj, "L4-d64-h4")

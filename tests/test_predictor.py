@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import predictor as P
 from massive_activations.curve import eq9
-from massive_activations.features import FEATURE_NAMES
-from massive_activations.fit_suite import fit_all
+from massive_activations.fitting.fit_all import fit_all
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
+from massive_activations.prediction import predictor as P
+from massive_activations.prediction.features import FEATURE_NAMES
 from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
 
 FAST = {  # one value per parameter (two for Ridge): the tests stay fast
     "Ridge": {"alpha": [0.01, 1.0]},

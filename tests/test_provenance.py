@@ -10,8 +10,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from massive_activations import book, provenance, store
-from massive_activations.book import NotebookRun, annotate_notebook, jupytext_code_cells
+from massive_activations import provenance
+from massive_activations.book import build as book
+from massive_activations.book.build import NotebookRun, annotate_notebook, jupytext_code_cells
+from massive_activations.measurement import store
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from massive_activations.extract import main
-from massive_activations.raw_import import MalformedRawFile, import_raw, read_raw_file
-from massive_activations.store import TABLE_COLUMNS, ActivationStore, read_table
+from massive_activations.measurement.extract import main
+from massive_activations.measurement.raw_import import MalformedRawFile, import_raw, read_raw_file
+from massive_activations.measurement.store import TABLE_COLUMNS, ActivationStore, read_table
 
 
 def _stats(seed: int, n_layers: int, n_seq: int = 10) -> list:

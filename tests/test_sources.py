@@ -7,8 +7,7 @@ import shutil
 import pytest
 import torch
 
-from massive_activations.schedule import pythia_steps
-from massive_activations.sources import (
+from massive_activations.measurement.sources import (
     Checkpoint,
     CheckpointError,
     local_checkpoints,
@@ -16,6 +15,7 @@ from massive_activations.sources import (
     pythia_checkpoints,
     select_steps,
 )
+from massive_activations.schedule import pythia_steps
 
 
 def test_select_steps_schedules():

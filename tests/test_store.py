@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from massive_activations import extract as extract_module
-from massive_activations.extract import extract
-from massive_activations.sources import Checkpoint, local_checkpoints
-from massive_activations.store import (
+from massive_activations.measurement import extract as extract_module
+from massive_activations.measurement.extract import extract
+from massive_activations.measurement.sources import Checkpoint, local_checkpoints
+from massive_activations.measurement.store import (
     TABLE_COLUMNS,
     ActivationStore,
     find_shards,
@@ -86,9 +86,9 @@ def test_resume_after_kill(tiny_suite, tiny_ids, tmp_path, monkeypatch, single_r
         import os, signal
         import pandas as pd
         import torch
-        from massive_activations.extract import extract
-        from massive_activations.sources import local_checkpoints
-        from massive_activations.store import ActivationStore
+        from massive_activations.measurement.extract import extract
+        from massive_activations.measurement.sources import local_checkpoints
+        from massive_activations.measurement.store import ActivationStore
 
         writes = []
         original = pd.DataFrame.to_parquet

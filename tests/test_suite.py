@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from massive_activations.corpus import Document, load_corpus
-from massive_activations.suite import (
+from massive_activations.suite.configs import (
     SUITES,
     ModelSpec,
     Recipe,
@@ -21,7 +20,8 @@ from massive_activations.suite import (
     make_model,
     model_config,
 )
-from massive_activations.tokenizer import train_tokenizer
+from massive_activations.suite.corpus import Document, load_corpus
+from massive_activations.suite.tokenizer import train_tokenizer
 
 SPEC = ModelSpec("L2-d32-h2", 2, 32, 2, 10)
 RECIPE = Recipe(corpus="small", vocab_size=300, seq_len=32, batch_size=4, lr=1e-3, n_linear=2)

@@ -5,8 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from massive_activations import activation_data, reference, suite_data
-from massive_activations.suite import get_suite
+from massive_activations import reference
+from massive_activations.datasets import activations as activation_data
+from massive_activations.suite import data as suite_data
+from massive_activations.suite.configs import get_suite
 
 
 def _fake_folder(root, suite="smoke"):
@@ -39,7 +41,7 @@ def test_reuse_reads_the_folder_without_training(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("make_data must not run when reuse=True and the data exist")
 
-    monkeypatch.setattr("massive_activations.make_data.make_data", boom)
+    monkeypatch.setattr("massive_activations.suite.make_data.make_data", boom)
     data = suite_data.load_suite_data("smoke", tmp_path, reuse=True)
     assert not data.built_now
     assert len(data.activations) == 6 and data.timings == {}
@@ -52,7 +54,7 @@ def test_no_reuse_builds(tmp_path, monkeypatch):
         calls.append((suite, out, device))
         _fake_folder(tmp_path)
 
-    monkeypatch.setattr("massive_activations.make_data.make_data", fake_make_data)
+    monkeypatch.setattr("massive_activations.suite.make_data.make_data", fake_make_data)
     data = suite_data.load_suite_data("smoke", tmp_path, reuse=False, device="cpu")
     assert calls == [("smoke", tmp_path, "cpu")] and data.built_now
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from massive_activations import tokenizer as tokenizer_module
-from massive_activations.corpus import Corpus, Document, load_corpus
-from massive_activations.tokenizer import (
+from massive_activations.suite import tokenizer as tokenizer_module
+from massive_activations.suite.corpus import Corpus, Document, load_corpus
+from massive_activations.suite.tokenizer import (
     EOT,
     encode_documents,
     hf_tokenizer,

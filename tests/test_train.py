@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
-from massive_activations import make_data as make_data_module
-from massive_activations.corpus import load_corpus
-from massive_activations.extract import extract
-from massive_activations.make_data import DETERMINISTIC_FILES, make_data
-from massive_activations.sources import load_model, local_checkpoints
-from massive_activations.store import ActivationStore, read_table
-from massive_activations.suite import Recipe, get_suite, make_model
-from massive_activations.tokenizer import hf_tokenizer
-from massive_activations.train import (
+from massive_activations.measurement.extract import extract
+from massive_activations.measurement.sources import load_model, local_checkpoints
+from massive_activations.measurement.store import ActivationStore, read_table
+from massive_activations.suite import make_data as make_data_module
+from massive_activations.suite.configs import Recipe, get_suite, make_model
+from massive_activations.suite.corpus import load_corpus
+from massive_activations.suite.make_data import DETERMINISTIC_FILES, make_data
+from massive_activations.suite.tokenizer import hf_tokenizer
+from massive_activations.suite.train import (
     Batches,
     _save_checkpoint,
     lr_at,
@@ -253,7 +253,7 @@ def test_drift_of_a_regeneration_is_zero_with_the_same_threads(smoke_run):
     import json
 
     from massive_activations import provenance
-    from massive_activations.drift import compare_measurements, measure_drift
+    from massive_activations.suite.drift import compare_measurements, measure_drift
 
     out, cache = smoke_run
     model = SMOKE.models[0].name

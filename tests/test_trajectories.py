@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations.trajectories import (
+from massive_activations.measurement.trajectories import (
     PAPER_TABLE2,
     layer_sequences,
     paper_model_key,
@@ -156,7 +156,7 @@ def test_sequence_ratio_skips_missing_and_rejects_unknown_quantity():
 
 
 def test_top1_location_and_position0_share():
-    from massive_activations.trajectories import position0_share, top1_location
+    from massive_activations.measurement.trajectories import position0_share, top1_location
 
     rows = [
         # model, step, layer, sequence, top1_position, top1_channel, top1

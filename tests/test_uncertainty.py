@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 
 from massive_activations import curve
-from massive_activations.fitting import fit_series
-from massive_activations.schedule import scaled_schedule
-from massive_activations.synthetic import EXAMPLE_CURVES, simulate_layer
-from massive_activations.trajectories import LayerSequences
-from massive_activations.uncertainty import (
+from massive_activations.fitting.procedures import fit_series
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
+from massive_activations.fitting.uncertainty import (
     assess,
     bootstrap,
     bootstrap_band,
@@ -31,6 +29,8 @@ from massive_activations.uncertainty import (
     profile_ci,
     t_peak_delta,
 )
+from massive_activations.measurement.trajectories import LayerSequences
+from massive_activations.schedule import scaled_schedule
 
 STEPS = np.array(scaled_schedule(143_000, 40), float)
 TRUTH = EXAMPLE_CURVES["early_peak"]

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import predictor as P
 from massive_activations.curve import eq9
-from massive_activations.synthetic import architecture_fits
-from massive_activations.unseen import held_out_curves, pythia_predictions
+from massive_activations.fitting.synthetic import architecture_fits
+from massive_activations.prediction import predictor as P
+from massive_activations.prediction.unseen import held_out_curves, pythia_predictions
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap, LogNorm
 
-from . import curve
+from massive_activations import curve
 
 __all__ = [
     "peak_surface",
@@ -118,7 +118,7 @@ def plot_peak_surface(surface: Mapping[str, np.ndarray], t0: float, t_max: float
 def plot_ratio_evolution(traj, model: str, col_wrap: int = 4):
     """Top-1, top-2 and top-3 over median per layer across training (paper Fig. 4).
 
-    ``traj`` is :func:`massive_activations.trajectories.trajectories`' table; one panel per
+    ``traj`` is :func:`massive_activations.measurement.trajectories.trajectories`' table; one panel per
     layer of ``model``, step on a log axis (step 0 drawn at :data:`STEP0_AT`).
     """
     rows = traj[traj["model"] == model]
@@ -177,7 +177,7 @@ def plot_size_scaling(final, reference_points=None, ax=None) -> plt.Axes:
 def plot_peak_heatmaps(peaks, n_bins: int = 8):
     """Peak ratio and step of the peak over relative depth x model (paper Fig. 5).
 
-    ``peaks`` is :func:`massive_activations.trajectories.peak_table`'s table; relative depth
+    ``peaks`` is :func:`massive_activations.measurement.trajectories.peak_table`'s table; relative depth
     ``layer / n_layers`` is cut into ``n_bins`` equal bins (a bin without a layer stays
     blank).
     """

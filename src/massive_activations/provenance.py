@@ -6,10 +6,10 @@ Two independent tools.
 ``{"path", "action", "sha256", "bytes"}``, to the file named by the environment variable
 ``MA_PROVENANCE_LOG`` (:data:`LOG_ENV`); when it is unset, :func:`record` returns at once
 and hashes nothing.  ``path`` is relative to the current working directory when the file
-lies inside it, else absolute.  The book build (:mod:`massive_activations.book`) sets the
+lies inside it, else absolute.  The book build (:mod:`massive_activations.book.build`) sets the
 variable to a fresh file for each notebook it executes (the kernel inherits it), reads the
 lines back with :func:`read_log` and lists them on the execution-status page.  The package
-calls :func:`record` where it reads or writes data: :func:`massive_activations.store.atomic_write`
+calls :func:`record` where it reads or writes data: :func:`massive_activations.measurement.store.atomic_write`
 (every table written), the readers of the activation table, the suite's data folder, the
 fits and the predictor results, the model loaders (GGUF files and local checkpoint folders)
 and the reference values.  Within one process a file's digest is computed once per
@@ -243,7 +243,7 @@ def verify_manifest(folder: str | Path) -> list[str]:
     if not manifest_path.is_file():
         return [
             f"{folder} has no manifest.json: rerun `make data` (or `python -m "
-            f"massive_activations.make_data --suite {folder.name}`) to write the folder."
+            f"massive_activations.suite.make_data --suite {folder.name}`) to write the folder."
         ]
     try:
         manifest = json.loads(manifest_path.read_text())

@@ -13,7 +13,7 @@ from importlib import resources
 import pandas as pd
 import yaml
 
-from .. import provenance
+from massive_activations import provenance
 
 __all__ = ["entry", "table", "values"]
 
