@@ -49,11 +49,11 @@ import shap
 from IPython.display import Markdown, display
 from myst_nb import glue
 
+from massive_activations import prediction
 from massive_activations.datasets.activations import suite_activations
 from massive_activations.fitting.fit_all import read_fits
 from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.measurement.trajectories import trajectories
-from massive_activations.prediction import predictor as P
 from massive_activations.prediction.features import (
     FEATURE_NAMES,
     features_table,
@@ -97,7 +97,7 @@ for kind, per_model in (
     ("K is a per-model constant", True),
 ):
     fits_s, archs_s = architecture_fits(n_synthetic_models, seed, per_model=per_model)
-    res = P.evaluate(fits_s, targets=("K",), model_types=("Ridge", "RandomForest"),
+    res = prediction.evaluate(fits_s, targets=("K",), model_types=("Ridge", "RandomForest"),
                      architectures=archs_s, seed=seed, n_permutations=n_permutations,
                      n_jobs=n_jobs, progress=False)  # fmt: skip
     demo.append(res.assign(data=kind))
@@ -126,16 +126,16 @@ demo.pivot_table(index=["data", "model_type"], columns="protocol", values="r2").
 # %%
 fits = read_fits(data_dir, suite)
 identified_only = fits_used == "identified"
-counts = P.target_counts(fits, architectures=archs)
+counts = prediction.target_counts(fits, architectures=archs)
 display(counts)
 results = pd.concat(
-    [P.evaluate(fits, targets=targets, model_types=model_types, architectures=archs, seed=seed,
+    [prediction.evaluate(fits, targets=targets, model_types=model_types, architectures=archs, seed=seed,
                 n_permutations=n_permutations, n_jobs=n_jobs, progress=False,
                 identified_only=only)
      for only in (True, False)],
     ignore_index=True,
 )  # fmt: skip
-written = P.write_predictor(results, data_dir, suite)
+written = prediction.write_predictor(results, data_dir, suite)
 feasible = results.groupby("fits_used").r2.apply(lambda r: int(r.notna().sum()))
 glue("n_feasible_identified", int(feasible.get("identified", 0)), display=False)
 glue("n_feasible_all", int(feasible.get("all", 0)), display=False)
@@ -164,8 +164,8 @@ results[["fits_used", "target", "model_type", "protocol", "r2", "chance_r2_q95",
 # values only.
 
 # %%
-display(P.table3(results[results.fits_used == "all"]).round(3))
-P.table3(results[results.fits_used == "identified"]).round(3)
+display(prediction.table3(results[results.fits_used == "all"]).round(3))
+prediction.table3(results[results.fits_used == "identified"]).round(3)
 
 # %% [markdown]
 # ## What drives $K$ and $\lambda$ (paper Figs. 9-10)
@@ -204,15 +204,15 @@ shap_model = best_model(results, "K", fits_used=fits_used) if "K" in imps else N
 if shap_model is None:
     display(Markdown("**No SHAP plots:** no model for $K$ could be validated on this suite."))
 else:
-    explained = P.fit_predictor(fits, model_type=shap_model, targets=list(imps),
+    explained = prediction.fit_predictor(fits, model_type=shap_model, targets=list(imps),
                                 architectures=archs, seed=seed,
                                 identified_only=identified_only)  # fmt: skip
     for t in explained.targets:
-        shap.plots.beeswarm(P.explain(explained, t), show=False)
+        shap.plots.beeswarm(prediction.explain(explained, t), show=False)
         plt.title(f"SHAP values for {t} ({shap_model}; transformed target scale)")
         plt.xlabel(f"SHAP value (effect on transformed {t})")
         plt.show()
-    shap.plots.waterfall(P.explain_highest(explained, "K"), show=False)
+    shap.plots.waterfall(prediction.explain_highest(explained, "K"), show=False)
     plt.title("The highest predicted K: contribution of each feature")
     plt.show()
 
@@ -256,7 +256,7 @@ if heldout is not None:
 
 # %%
 try:
-    full = P.fit_predictor(
+    full = prediction.fit_predictor(
         fits,
         model_type=predictor_model,
         architectures=archs,
@@ -292,7 +292,7 @@ else:
 # 1. In the leakage demonstration, set `n_synthetic_models = 4`. What happens to the
 #    leave-one-model-out R² of the architecture-driven target, and why?
 # 2. Which feature would you expect to matter most for $K$ if the paper's SHAP analysis
-#    (attention density $H/d$) holds? Check it with `P.permutation_importances` on a
+#    (attention density $H/d$) holds? Check it with `prediction.permutation_importances` on a
 #    validation run of $K$.
 #
 # :::{admonition} Solutions
@@ -300,6 +300,6 @@ else:
 #
 # 1. With few models, each held-out model's $H/d$ or $d_\text{ff}/d$ often lies outside the
 #    range the others span, and tree models cannot extrapolate: the R² falls.
-# 2. `run = P.cross_validate(P.target_data(fits, "K", architectures=archs), "RandomForest",
-#    "lomo")`, then `P.permutation_importances(run)`; $H/d$ first would agree with the paper.
+# 2. `run = prediction.cross_validate(prediction.target_data(fits, "K", architectures=archs), "RandomForest",
+#    "lomo")`, then `prediction.permutation_importances(run)`; $H/d$ first would agree with the paper.
 # :::

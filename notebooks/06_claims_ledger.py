@@ -51,7 +51,7 @@ from massive_activations.datasets.activations import (
 from massive_activations.fitting.fit_all import fits_path, read_fits
 from massive_activations.measurement.trajectories import layer_summary, trajectories
 from massive_activations.prediction.importance import importance_path, read_importances
-from massive_activations.prediction.predictor import predictor_path, read_predictor
+from massive_activations.prediction.validation import predictor_path, read_predictor
 
 # %% [markdown]
 # ## Inputs

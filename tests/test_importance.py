@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from massive_activations import prediction
 from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.prediction import importance as I
-from massive_activations.prediction import predictor as P
 
 
 @pytest.fixture(scope="module")
 def known():
     fits, archs = architecture_fits(10, seed=1)
-    results = P.evaluate(fits, targets=("K",), model_types=("mean", "Ridge"),
+    results = prediction.evaluate(fits, targets=("K",), model_types=("mean", "Ridge"),
                          architectures=archs, n_permutations=0, progress=False)  # fmt: skip
     return fits, archs, results
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import GroupKFold
 
+from massive_activations import prediction
 from massive_activations.curve import eq9
 from massive_activations.fitting.fit_all import fit_all
 from massive_activations.fitting.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
-from massive_activations.prediction import predictor as P
+from massive_activations.prediction import estimators
 from massive_activations.prediction.features import FEATURE_NAMES
 from massive_activations.schedule import scaled_schedule
 
@@ -33,17 +35,17 @@ def syn():
 
 def test_leave_one_model_out_never_tests_a_model_seen_in_training(syn, monkeypatch):
     fits, archs = syn
-    data = P.target_data(fits, "K", architectures=archs)
+    data = prediction.target_data(fits, "K", architectures=archs)
     inner = []
 
-    class SpyGroupKFold(P.GroupKFold):
+    class SpyGroupKFold(GroupKFold):
         def split(self, X, y=None, groups=None):
             for tr, te in super().split(X, y, groups):
                 inner.append((set(groups[tr]), set(groups[te])))
                 yield tr, te
 
-    monkeypatch.setattr(P, "GroupKFold", SpyGroupKFold)
-    run = P.cross_validate(data, "Ridge", "lomo", seed=0, grids=FAST)
+    monkeypatch.setattr(estimators, "GroupKFold", SpyGroupKFold)
+    run = prediction.cross_validate(data, "Ridge", "lomo", seed=0, grids=FAST)
     g = data.groups
     assert len(run.folds) == len(set(g)) == 12
     tested = np.concatenate([te for _, te, _, _ in run.folds])
@@ -54,7 +56,7 @@ def test_leave_one_model_out_never_tests_a_model_seen_in_training(syn, monkeypat
     # the inner search that tunes each fold is grouped by model as well
     assert len(inner) > 0 and all(not a & b for a, b in inner)
     # the paper's protocols do mix models: layers of a test model sit in training
-    split = P.cross_validate(data, "Ridge", "paper_split", seed=0, grids=FAST)
+    split = prediction.cross_validate(data, "Ridge", "paper_split", seed=0, grids=FAST)
     tr, te, _, _ = split.folds[0]
     assert set(g[tr]) & set(g[te])
     assert len(te) == round(0.2 * len(g))
@@ -65,9 +67,9 @@ def test_model_identity_leaks_under_the_paper_split_but_not_leave_one_model_out(
     rng = np.random.default_rng(5)
     per_model = dict(zip(archs, rng.lognormal(2.0, 1.0, len(archs)), strict=True))
     leak = fits.assign(K=fits["model"].map(per_model))  # a constant per model, no physics
-    data = P.target_data(leak, "K", architectures=archs)
-    cv = P.cross_validate(data, "RandomForest", "paper_cv5", seed=0, grids=FAST)
-    lomo = P.cross_validate(data, "RandomForest", "lomo", seed=0, grids=FAST)
+    data = prediction.target_data(leak, "K", architectures=archs)
+    cv = prediction.cross_validate(data, "RandomForest", "paper_cv5", seed=0, grids=FAST)
+    lomo = prediction.cross_validate(data, "RandomForest", "lomo", seed=0, grids=FAST)
     assert cv.metrics["r2"] > 0.8
     assert lomo.metrics["r2"] < 0.3
 
@@ -75,39 +77,45 @@ def test_model_identity_leaks_under_the_paper_split_but_not_leave_one_model_out(
 @pytest.mark.parametrize("model_type", ["Ridge", "RandomForest"])
 def test_known_function_of_two_features_is_learned_and_ranked(syn, model_type):
     fits, archs = syn
-    data = P.target_data(fits, "A", architectures=archs)
-    run = P.cross_validate(data, model_type, "paper_cv5", seed=0, n_permutations=5, grids=FAST)
+    data = prediction.target_data(fits, "A", architectures=archs)
+    run = prediction.cross_validate(
+        data, model_type, "paper_cv5", seed=0, n_permutations=5, grids=FAST
+    )
     row = run.row(0)
     assert row["r2"] > 0.9
     assert row["chance_r2_q95"] < 0.3 and row["p_value"] == pytest.approx(1 / 6)
-    imp = P.permutation_importances(run, n_repeats=5, seed=0)
+    imp = prediction.permutation_importances(run, n_repeats=5, seed=0)
     assert set(imp["feature"][:2]) == {"H_over_d", "dff_over_d"}
     assert list(imp["rank"]) == list(range(1, len(FEATURE_NAMES) + 1))
     assert imp["importance"].iloc[1] > 5 * max(imp["importance"].iloc[2], 1e-12)
 
 
-@pytest.mark.parametrize("protocol", P.PROTOCOLS)
+@pytest.mark.parametrize("protocol", prediction.PROTOCOLS)
 def test_shuffled_target_gives_r2_near_zero_and_so_does_chance(syn, protocol):
     fits, archs = syn
     rng = np.random.default_rng(1)
     shuffled = fits.assign(A=fits["A"].to_numpy()[rng.permutation(len(fits))])
-    data = P.target_data(shuffled, "A", architectures=archs)
-    row = P.cross_validate(data, "Ridge", protocol, seed=0, n_permutations=20).row(0)
+    data = prediction.target_data(shuffled, "A", architectures=archs)
+    row = prediction.cross_validate(data, "Ridge", protocol, seed=0, n_permutations=20).row(0)
     # one noise draw scatters (leave-one-model-out of this draw gives -0.43: a fold whose
     # tuned penalty is weak fits noise); the permutations' mean is the stable chance level
     assert -0.6 < row["r2"] < 0.15
     assert -0.3 < row["chance_r2_mean"] < 0.05
     assert row["chance_r2_q95"] < 0.3
     assert row["p_value"] > 0.05
-    real = P.cross_validate(P.target_data(fits, "A", architectures=archs), "Ridge", protocol)
+    real = prediction.cross_validate(
+        prediction.target_data(fits, "A", architectures=archs), "Ridge", protocol
+    )
     assert real.metrics["r2"] > 0.9  # the same features do carry the unshuffled target
 
 
 def test_transforms_invert_exactly():
     x = np.array([-1e4, -3.5, -1e-9, 0.0, 1e-9, 0.7, 12.0, 3e6])
-    np.testing.assert_allclose(P.slog1p_inverse(P.slog1p(x)), x, rtol=1e-13, atol=0)
-    assert P.slog1p(np.array([2.0]))[0] == np.log1p(2.0)
-    assert P.slog1p(np.array([-2.0]))[0] == -np.log1p(2.0)
+    np.testing.assert_allclose(
+        prediction.slog1p_inverse(prediction.slog1p(x)), x, rtol=1e-13, atol=0
+    )
+    assert prediction.slog1p(np.array([2.0]))[0] == np.log1p(2.0)
+    assert prediction.slog1p(np.array([-2.0]))[0] == -np.log1p(2.0)
     rng = np.random.default_rng(0)
     samples = {
         "skewed positive (lambda < 0)": rng.lognormal(3, 1.5, 60),
@@ -116,24 +124,24 @@ def test_transforms_invert_exactly():
     }
     lams = {}
     for what, y in samples.items():
-        yj = P.YeoJohnson().fit(y)
+        yj = prediction.YeoJohnson().fit(y)
         lams[what] = yj.lambda_
         z = yj.transform(y.reshape(-1, 1))
         np.testing.assert_allclose(yj.inverse_transform(z).ravel(), y, rtol=1e-10, err_msg=what)
         assert abs(stats_skew(z.ravel())) < abs(stats_skew(y)) + 1e-12, what
     assert lams["skewed positive (lambda < 0)"] < 0 < 2 < lams["skewed negative (lambda > 2)"]
     # beyond the transform's range the inverse is clipped, never NaN
-    yj = P.YeoJohnson().fit(samples["skewed positive (lambda < 0)"])
+    yj = prediction.YeoJohnson().fit(samples["skewed positive (lambda < 0)"])
     assert np.isfinite(yj.inverse_transform(np.array([1e6, -1e6]))).all()
     # the estimator predicts in original units: the mean baseline returns the inverse of
     # the transformed training mean
     X, y = np.zeros((60, 3)), samples["skewed positive (lambda < 0)"]
-    est = P.make_estimator("mean", "K").fit(X, y)
+    est = prediction.make_estimator("mean", "K").fit(X, y)
     expected = est.transformer_.inverse_transform(
         np.array([[est.transformer_.transform(y.reshape(-1, 1)).mean()]])
     )
     np.testing.assert_allclose(est.predict(X[:1]), expected.ravel(), rtol=1e-12)
-    est = P.make_estimator("mean", "lam").fit(X, y)
+    est = prediction.make_estimator("mean", "lam").fit(X, y)
     np.testing.assert_allclose(est.predict(X[:1]), np.expm1(np.log1p(y).mean()), rtol=1e-12)
 
 
@@ -151,16 +159,16 @@ def test_unidentified_and_missing_targets_are_excluded_and_counted(syn):
     fits.loc[4, "K"] = np.nan  # a failed fit
     fits.loc[4, "K_identified"] = pd.NA
     other = fits.assign(hypothesis="eq14")  # another hypothesis's rows are ignored
-    data = P.target_data(pd.concat([fits, other]), "K", architectures=archs)
+    data = prediction.target_data(pd.concat([fits, other]), "K", architectures=archs)
     n = len(fits)
     assert data.counts == {"n_layers": n, "n_used": n - 5, "n_unidentified": 4, "n_missing": 1}
     kept = set(zip(data.features["model"], data.features["layer"], strict=True))
     for i in range(5):
         assert (fits.loc[i, "model"], fits.loc[i, "layer"]) not in kept
     np.testing.assert_array_equal(data.y, fits["K"].to_numpy()[5:])
-    counts = P.target_counts(fits, architectures=archs).set_index("target")
+    counts = prediction.target_counts(fits, architectures=archs).set_index("target")
     assert counts.loc["K", "n_used"] == n - 5 and counts.loc["A", "n_used"] == n
-    res = P.evaluate(
+    res = prediction.evaluate(
         fits,
         targets=["K"],
         model_types=["Ridge"],
@@ -174,7 +182,7 @@ def test_unidentified_and_missing_targets_are_excluded_and_counted(syn):
     assert res.loc[0, "n_test"] == n - 5
     # too few identified layers: the row says why instead of failing
     few = fits.assign(lam_identified=[True] * 6 + [False] * (n - 6))
-    res = P.evaluate(
+    res = prediction.evaluate(
         few,
         targets=["lam"],
         model_types=["Ridge"],
@@ -184,9 +192,9 @@ def test_unidentified_and_missing_targets_are_excluded_and_counted(syn):
     )
     assert res["r2"].isna().all() and res["note"].str.contains("only 6 usable layers").all()
     with pytest.raises(ValueError, match="no rows of hypothesis 'eq9' and procedure 'paper'"):
-        P.target_data(fits, "K", procedure="paper", architectures=archs)
+        prediction.target_data(fits, "K", procedure="paper", architectures=archs)
     with pytest.raises(ValueError, match="Unknown target"):
-        P.target_data(fits, "b", architectures=archs)
+        prediction.target_data(fits, "b", architectures=archs)
 
 
 def test_fit_all_output_feeds_the_predictor():
@@ -207,10 +215,10 @@ def test_fit_all_output_feeds_the_predictor():
         n_bootstrap=0,
         progress=False,
     )
-    counts = P.target_counts(fits)
+    counts = prediction.target_counts(fits)
     assert (counts["n_layers"] == 10).all()
     assert (counts[["n_used", "n_unidentified", "n_missing"]].sum(axis=1) == 10).all()
-    k = P.target_data(fits, "K")
+    k = prediction.target_data(fits, "K")
     assert k.counts["n_used"] >= 8
     truth = np.array([curves[m][la]["K"] for m, la in k.features[["model", "layer"]].values])
     np.testing.assert_allclose(k.y, truth, rtol=0.2)
@@ -226,12 +234,14 @@ def test_evaluate_is_deterministic_and_writes_atomically(syn, tmp_path):
         grids=FAST,
         progress=False,
     )
-    a = P.evaluate(fits, seed=3, **kw)
-    b = P.evaluate(fits, seed=3, **kw)
+    a = prediction.evaluate(fits, seed=3, **kw)
+    b = prediction.evaluate(fits, seed=3, **kw)
     pd.testing.assert_frame_equal(a, b)
-    assert list(a.columns) == list(P.RESULT_COLUMNS)
-    assert len(a) == 2 * len(P.PROTOCOLS)
-    c = P.evaluate(fits, seed=4, **{**kw, "model_types": ["XGBoost"], "protocols": ["paper_split"]})
+    assert list(a.columns) == list(prediction.RESULT_COLUMNS)
+    assert len(a) == 2 * len(prediction.PROTOCOLS)
+    c = prediction.evaluate(
+        fits, seed=4, **{**kw, "model_types": ["XGBoost"], "protocols": ["paper_split"]}
+    )
     xgb = a[a["model_type"] == "XGBoost"].set_index("protocol")
     assert not np.allclose(xgb["r2"]["paper_split"], c["r2"].iloc[0])  # the seed splits
     assert (xgb["r2"] > xgb["chance_r2_q95"]).all()
@@ -239,36 +249,42 @@ def test_evaluate_is_deterministic_and_writes_atomically(syn, tmp_path):
     # H/d or d_ff/d lies at the edge of the others'
     assert xgb.loc["paper_split", "r2"] > 0.9 and xgb.loc["paper_cv5", "r2"] > 0.9
     assert xgb.loc["lomo", "r2"] < xgb.loc["paper_cv5", "r2"] - 0.3
-    path = P.write_predictor(a, tmp_path, "syn")
-    assert path == P.predictor_path(tmp_path, "syn")
+    path = prediction.write_predictor(a, tmp_path, "syn")
+    assert path == prediction.predictor_path(tmp_path, "syn")
     assert [p.name for p in path.parent.iterdir()] == ["predictor.parquet"]
-    pd.testing.assert_frame_equal(P.read_predictor(tmp_path, "syn"), a)
+    pd.testing.assert_frame_equal(prediction.read_predictor(tmp_path, "syn"), a)
     with pytest.raises(ValueError, match="lacks columns"):
-        P.write_predictor(a.drop(columns="chance_r2_q95"), tmp_path, "syn")
-    t3 = P.table3(a)
+        prediction.write_predictor(a.drop(columns="chance_r2_q95"), tmp_path, "syn")
+    t3 = prediction.table3(a)
     paper = t3.set_index("model_type")["paper_r2"]
     assert np.isnan(paper["mean"])
-    assert paper["XGBoost"] == P.PAPER_TABLE3.loc["K", "XGBoost"]
-    assert {f"r2_{p}" for p in P.PROTOCOLS} <= set(t3.columns)
+    assert paper["XGBoost"] == prediction.PAPER_TABLE3.loc["K", "XGBoost"]
+    assert {f"r2_{p}" for p in prediction.PROTOCOLS} <= set(t3.columns)
 
 
 @pytest.fixture(scope="module")
 def small_predictor(syn):
     fits, archs = syn
-    return P.fit_predictor(fits, model_type="RandomForest", architectures=archs, grids=FAST)
+    return prediction.fit_predictor(
+        fits, model_type="RandomForest", architectures=archs, grids=FAST
+    )
 
 
 def test_predict_architecture_flags_pythia_12b_as_extrapolation(small_predictor, syn):
-    pred = P.predict_architecture("pythia-12b", predictor=small_predictor)
+    pred = prediction.predict_architecture("pythia-12b", predictor=small_predictor)
     assert len(pred) == 36 and pred["extrapolation"].all()
     assert pred["extrapolated_features"].str.contains("log_d").all()
-    for t in P.TARGETS:
+    for t in prediction.TARGETS:
         assert (pred[f"{t}_lo"] <= pred[f"{t}_hi"]).all()
     _, archs = syn
-    inside = P.predict_architecture({**archs["m3"], "name": "m3"}, predictor=small_predictor)
+    inside = prediction.predict_architecture(
+        {**archs["m3"], "name": "m3"}, predictor=small_predictor
+    )
     assert not inside["extrapolation"].any()
     assert (inside["extrapolated_features"] == "").all()
-    one = P.predict_architecture({**archs["m3"], "name": "m3"}, 1, predictor=small_predictor)
+    one = prediction.predict_architecture(
+        {**archs["m3"], "name": "m3"}, 1, predictor=small_predictor
+    )
     pd.testing.assert_frame_equal(one, inside.iloc[[0]].reset_index(drop=True))
     assert (inside["A"] > 0).all() and (inside["K"] > 0).all()  # original units
 
@@ -277,8 +293,8 @@ def test_predicted_curves_are_eq9_of_the_predicted_parameters(small_predictor, s
     _, archs = syn
     spec = {**archs["m0"], "name": "m0"}
     steps = np.array([0.0, 100.0, 1000.0, 8000.0])
-    curves = P.predicted_curves(spec, steps, predictor=small_predictor, layer=[1, 2])
-    params = P.predict_architecture(spec, [1, 2], predictor=small_predictor)
+    curves = prediction.predicted_curves(spec, steps, predictor=small_predictor, layer=[1, 2])
+    params = prediction.predict_architecture(spec, [1, 2], predictor=small_predictor)
     assert len(curves) == 2 * len(steps)
     for la, part in curves.groupby("layer"):
         p = params.set_index("layer").loc[la]
@@ -290,20 +306,20 @@ def test_predicted_curves_are_eq9_of_the_predicted_parameters(small_predictor, s
 def test_shap_values_add_up_to_the_predictions(small_predictor, syn):
     fits, archs = syn
     for target in ("K", "lam"):
-        ex = P.explain(small_predictor, target)
+        ex = prediction.explain(small_predictor, target)
         data = small_predictor.data[target]
         z = small_predictor.estimators[target].regressor_.predict(data.X)
         np.testing.assert_allclose(ex.base_values + ex.values.sum(axis=1), z, rtol=1e-5)
         assert ex.values.shape == (len(data.y), len(FEATURE_NAMES))
         top = np.argsort(-np.abs(ex.values).mean(axis=0))[:2]
         assert {FEATURE_NAMES[i] for i in top} == {"H_over_d", "dff_over_d"}
-    one = P.explain_highest(small_predictor, "K")
+    one = prediction.explain_highest(small_predictor, "K")
     preds = small_predictor.estimators["K"].predict(small_predictor.data["K"].X)
     best = small_predictor.data["K"].X[np.argmax(preds)]
     np.testing.assert_array_equal(one.data, best)
     assert one.values.shape == (len(FEATURE_NAMES),)
-    ridge = P.fit_predictor(fits, model_type="Ridge", targets=["K"], architectures=archs)
-    ex = P.explain(ridge, "K")
+    ridge = prediction.fit_predictor(fits, model_type="Ridge", targets=["K"], architectures=archs)
+    ex = prediction.explain(ridge, "K")
     z = ridge.estimators["K"].regressor_.predict(ridge.data["K"].X)
     np.testing.assert_allclose(ex.base_values + ex.values.sum(axis=1), z, rtol=1e-6, atol=1e-9)
 
@@ -311,23 +327,23 @@ def test_shap_values_add_up_to_the_predictions(small_predictor, syn):
 def test_bad_inputs_say_what_to_do(syn):
     fits, archs = syn
     with pytest.raises(ValueError, match="Unknown model type 'SVR'"):
-        P.make_estimator("SVR", "K")
-    data = P.target_data(fits, "K", architectures=archs)
+        prediction.make_estimator("SVR", "K")
+    data = prediction.target_data(fits, "K", architectures=archs)
     with pytest.raises(ValueError, match="Unknown protocol"):
-        P.cross_validate(data, "Ridge", "holdout")
+        prediction.cross_validate(data, "Ridge", "holdout")
     with pytest.raises(ValueError, match="Cannot tell the architecture of model 'm0'"):
-        P.target_data(fits, "K")
+        prediction.target_data(fits, "K")
     wrong = {**archs, "m0": {**archs["m0"], "n_layers": archs["m0"]["n_layers"] + 1}}
     with pytest.raises(ValueError, match="n_layers"):
-        P.target_data(fits, "K", architectures=wrong)
+        prediction.target_data(fits, "K", architectures=wrong)
 
 
 def test_evaluate_in_parallel_gives_the_same_table():
     fits, archs = architecture_fits(8, seed=3)
     kw = dict(targets=("K", "gam"), model_types=("mean", "Ridge"), architectures=archs,
               n_permutations=3, progress=False)  # fmt: skip
-    serial = P.evaluate(fits, **kw)
-    parallel = P.evaluate(fits, n_jobs=2, **kw)
+    serial = prediction.evaluate(fits, **kw)
+    parallel = prediction.evaluate(fits, n_jobs=2, **kw)
     pd.testing.assert_frame_equal(serial, parallel)
     assert serial["r2"].notna().all()
 
@@ -335,9 +351,9 @@ def test_evaluate_in_parallel_gives_the_same_table():
 def test_identified_only_is_the_default_and_all_fits_is_a_choice():
     fits, archs = architecture_fits(6, seed=4)
     fits["K_identified"] = pd.array([i % 2 == 0 for i in range(len(fits))], dtype="boolean")
-    ident = P.target_data(fits, "K", architectures=archs)
-    every = P.target_data(fits, "K", architectures=archs, identified_only=False)
+    ident = prediction.target_data(fits, "K", architectures=archs)
+    every = prediction.target_data(fits, "K", architectures=archs, identified_only=False)
     assert len(every.y) == len(fits) and len(ident.y) == (len(fits) + 1) // 2
-    res = P.evaluate(fits, targets=("K",), model_types=("mean",), architectures=archs,
+    res = prediction.evaluate(fits, targets=("K",), model_types=("mean",), architectures=archs,
                      protocols=("lomo",), identified_only=False, progress=False)  # fmt: skip
     assert (res["fits_used"] == "all").all() and res["n_used"].iloc[0] == len(fits)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from massive_activations import prediction
 from massive_activations.curve import eq9
 from massive_activations.fitting.synthetic import architecture_fits
-from massive_activations.prediction import predictor as P
 from massive_activations.prediction.unseen import held_out_curves, pythia_predictions
 
 
@@ -42,7 +42,7 @@ def test_held_out_model_is_never_seen_and_is_predicted(known):
 
 def test_pythia_predictions_flag_extrapolation(known):
     fits, archs, _ = known
-    pred = P.fit_predictor(fits, model_type="Ridge", architectures=archs, targets=("K",))
+    pred = prediction.fit_predictor(fits, model_type="Ridge", architectures=archs, targets=("K",))
     out = pythia_predictions(pred, sizes=("14M", "1B"))
     assert set(out.model) == {"pythia-14m", "pythia-1b"}
     assert len(out) == 6 + 16

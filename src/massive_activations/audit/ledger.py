@@ -684,7 +684,7 @@ def build_ledger(
     fits : pandas.DataFrame, optional
         The fits table (chapter 4); its claims are "not testable" without it.
     predictor_results : pandas.DataFrame, optional
-        :func:`massive_activations.prediction.predictor.evaluate`'s table (chapter 5).
+        :func:`massive_activations.prediction.validation.evaluate`'s table (chapter 5).
     importances : mapping, optional
         ``{target: permutation importance table}`` (``feature, importance, importance_std,
         rank``).

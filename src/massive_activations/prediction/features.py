@@ -76,7 +76,7 @@ FEATURE_NAMES = (
     "l_times_L",
 )
 
-_SUITE_NAME = re.compile(r"^L(?P<L>[0-9]+)-d(?P<d>[0-9]+)-h(?P<H>[0-9]+)$")
+_SUITE_NAME = re.compile(r"^L(?P<L>[0-9]+)-d(?P<d>[0-9]+)-h(?P<H>[0-9]+)(?:-s[0-9]+)?(?:-packed)?$")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 
 The paper ranks features with SHAP on a model trained on all layers (Figs. 9-10). Here the
 ranking that the claims ledger tests is the permutation importance measured on held-out
-layers (:func:`massive_activations.prediction.predictor.permutation_importances`) of the model type
+layers (:func:`massive_activations.prediction.importance.permutation_importances`) of the model type
 that validated best for the target; SHAP values are shown beside it in chapter 5.
 
 Output: ``<data>/<suite>/importance.parquet``, one row per (target, feature).
+
+**Feature importance**: :func:`permutation_importances` (the increase in mean squared error
+when a feature is shuffled, on the outer test folds, so on data the model did not see) and
+SHAP (:func:`explain`, :func:`explain_highest`) with ``shap==0.51.0``: tree explainers for the
+tree models, a linear explainer for Ridge and Lasso, on the transformed target scale.
 """
 
 from __future__ import annotations
@@ -15,11 +20,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance
 
 from massive_activations.measurement.store import read_derived, write_derived
-from massive_activations.prediction import predictor as P
+from massive_activations.prediction.data import target_data
+from massive_activations.prediction.estimators import transformed_neg_mse
+from massive_activations.prediction.features import FEATURE_NAMES
+from massive_activations.prediction.unseen import Predictor
+from massive_activations.prediction.validation import CVRun, cross_validate
 
-__all__ = ["best_model", "drivers", "importance_path", "read_importances", "write_importances"]
+__all__ = [
+    "best_model",
+    "drivers",
+    "explain",
+    "explain_highest",
+    "importance_path",
+    "permutation_importances",
+    "read_importances",
+    "write_importances",
+]
 
 _COLUMNS = (
     "target",
@@ -72,17 +91,17 @@ def drivers(
     fits : pandas.DataFrame
         The fits table.
     results : pandas.DataFrame
-        :func:`massive_activations.prediction.predictor.evaluate`'s table, which picks the model type.
+        :func:`massive_activations.prediction.validation.evaluate`'s table, which picks the model type.
     targets : sequence of str
         Targets to explain.
     protocol : str
         The validation whose test folds measure the importance (default the paper's 5-fold
         CV over layers, so the ranking answers the paper's question).
     architectures, seed, n_repeats
-        See :func:`massive_activations.prediction.predictor.cross_validate` and
-        :func:`~massive_activations.prediction.predictor.permutation_importances`.
+        See :func:`massive_activations.prediction.validation.cross_validate` and
+        :func:`~massive_activations.prediction.importance.permutation_importances`.
     identified_only : bool
-        Which fits the predictor learns from (:func:`~massive_activations.prediction.predictor.target_data`);
+        Which fits the predictor learns from (:func:`~massive_activations.prediction.data.target_data`);
         the model type is picked among the results of the same choice.
 
     Returns
@@ -100,9 +119,9 @@ def drivers(
         if model is None:
             skipped[t] = f"no model type validated for {t} under {protocol}"
             continue
-        data = P.target_data(fits, t, architectures=architectures, identified_only=identified_only)
-        run = P.cross_validate(data, model, protocol, seed=seed, n_permutations=0)
-        imp = P.permutation_importances(run, n_repeats=n_repeats, seed=seed)
+        data = target_data(fits, t, architectures=architectures, identified_only=identified_only)
+        run = cross_validate(data, model, protocol, seed=seed, n_permutations=0)
+        imp = permutation_importances(run, n_repeats=n_repeats, seed=seed)
         imp.attrs.update(model_type=model, protocol=protocol, fits_used=used)
         out[t] = imp
     return out, skipped
@@ -153,3 +172,100 @@ def read_importances(root: str | Path, suite: str) -> dict[str, pd.DataFrame]:
         )
         out[str(t)] = imp
     return out
+
+
+def permutation_importances(run: CVRun, *, n_repeats: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Permutation importance of each feature on the outer test folds of a validation.
+
+    The importance is the increase of the mean squared error (on each fold model's transformed
+    target scale) when the feature's values are shuffled among the fold's test rows, averaged
+    over repeats and over folds weighted by their test size: it is measured on layers the
+    model did not see in training.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feature, importance, importance_std, rank`` (1 = most important), sorted by rank.
+    """
+    X, y = run.data.X, run.data.y
+    means, sds, weights = [], [], []
+    for _, te, est, _ in run.folds:
+        if len(te) < 2:
+            continue
+        res = permutation_importance(
+            est, X[te], y[te], scoring=transformed_neg_mse, n_repeats=n_repeats, random_state=seed
+        )
+        means.append(res.importances_mean)
+        sds.append(res.importances_std)
+        weights.append(len(te))
+    if not weights:
+        raise ValueError("No test fold has >= 2 rows; permutation importance needs them.")
+    w = np.asarray(weights, float)
+    out = pd.DataFrame(
+        {
+            "feature": FEATURE_NAMES,
+            "importance": np.average(np.asarray(means), axis=0, weights=w),
+            "importance_std": np.sqrt(np.average(np.asarray(sds) ** 2, axis=0, weights=w)),
+        }
+    )
+    out = out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def explain(predictor: Predictor, target: str, features: pd.DataFrame | None = None):
+    """SHAP values of a predictor's full model for ``target`` (paper Figs. 9-10).
+
+    Parameters
+    ----------
+    predictor : Predictor
+    target : str
+    features : pandas.DataFrame, optional
+        Rows with :data:`FEATURE_NAMES` columns (:func:`layer_features`); default: the
+        target's training layers.
+
+    Returns
+    -------
+    shap.Explanation
+        Values on the model's transformed target scale (slog1p, or Yeo-Johnson for ``K``)
+        for the standardised features; ``data`` holds the raw feature values, so
+        ``shap.plots.beeswarm`` shows them.  Tree models use ``TreeExplainer``, Ridge and
+        Lasso ``LinearExplainer`` with the training layers as background.
+    """
+    try:
+        import shap
+    except ImportError as err:  # pragma: no cover - shap is a pinned dependency
+        raise ImportError("explain needs shap: pip install shap==0.51.0.") from err
+    if target not in predictor.estimators:
+        raise ValueError(f"The predictor has no target {target!r}; it has {predictor.targets}.")
+    if predictor.model_type == "mean":
+        raise ValueError("The 'mean' baseline uses no feature; there is nothing to explain.")
+    est = predictor.estimators[target]
+    scaler, model = est.regressor_[:-1], est.regressor_[-1]
+    train = predictor.data[target].features[list(FEATURE_NAMES)]
+    raw = train if features is None else features[list(FEATURE_NAMES)]
+    Xs = scaler.transform(raw.to_numpy(float))
+    if predictor.model_type in ("Ridge", "Lasso"):
+        explainer = shap.LinearExplainer(model, scaler.transform(train.to_numpy(float)))
+    else:
+        explainer = shap.TreeExplainer(model)
+    ex = explainer(Xs)
+    return shap.Explanation(
+        values=np.asarray(ex.values, float),
+        base_values=np.asarray(ex.base_values, float).reshape(-1),
+        data=raw.to_numpy(float),
+        feature_names=list(FEATURE_NAMES),
+    )
+
+
+def explain_highest(predictor: Predictor, target: str = "K", features: pd.DataFrame | None = None):
+    """SHAP explanation of the single row with the highest prediction of ``target``.
+
+    A one-row ``shap.Explanation`` ready for ``shap.plots.waterfall`` (paper Fig. 10 explains
+    the highest-``K`` prediction).  ``features`` as in :func:`explain`.
+    """
+    train = predictor.data[target].features
+    rows = train if features is None else features
+    pred = predictor.estimators[target].predict(rows[list(FEATURE_NAMES)].to_numpy(float))
+    i = int(np.argmax(pred))
+    return explain(predictor, target, rows.iloc[[i]])[0]

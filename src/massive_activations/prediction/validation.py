@@ -1,0 +1,409 @@
+"""Validating the predictor: the paper's protocols and leave-one-model-out, with chance levels.
+
+**Protocols** (:data:`PROTOCOLS`), shown side by side:
+
+R^2, MAE and RMSE are computed on the transformed scale (presumably the paper's; it does not
+say), with one fixed scale per target for all folds: ``slog1p``, or for ``K`` Yeo-Johnson with ``lambda`` fitted on all of
+the target's values.  That scale only weighs the errors; no information flows from it into a
+prediction.  For pooled protocols R^2 is ``1 - SSE / SST`` over all out-of-fold predictions.
+
+**Chance level**: the same protocol (same outer splits) run on targets shuffled across all
+layers, ``n_permutations`` times, gives ``chance_r2_mean``, ``chance_r2_q95`` and the
+permutation ``p_value = (1 + #{R^2_perm >= R^2}) / (1 + n)``.  By default each fold keeps the
+hyperparameters tuned on the real targets (a fixed estimator per fold, as in Ojala & Garriga's
+test); ``retune_permutations=True`` re-runs the inner search on every shuffle (the whole
+protocol, the grid size times the inner folds costlier).  The baseline ``"mean"`` predicts the
+training fold's mean (on the transformed scale) and shows what R^2 a protocol gives with no
+feature at all: under leave-one-model-out it is below 0 (each held-out model's layers move the
+training mean away from themselves).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import (
+    KFold,
+    LeaveOneGroupOut,
+    train_test_split,
+)
+from tqdm import tqdm
+
+from massive_activations import reference
+from massive_activations.measurement.store import read_derived, write_derived
+from massive_activations.prediction.data import TargetData, target_data
+from massive_activations.prediction.estimators import (
+    MODEL_TYPES,
+    fit_quiet,
+    make_estimator,
+    prefixed,
+    search_grid,
+    tune,
+)
+from massive_activations.prediction.transforms import (
+    TARGETS,
+    metric_scale,
+    scale_name,
+)
+
+__all__ = [
+    "MIN_ROWS",
+    "PAPER_TABLE3",
+    "PROTOCOLS",
+    "RESULT_COLUMNS",
+    "CVRun",
+    "cross_validate",
+    "evaluate",
+    "predictor_path",
+    "read_predictor",
+    "table3",
+    "write_predictor",
+]
+
+#: Validation protocols (see the module docstring).
+PROTOCOLS = ("paper_split", "paper_cv5", "lomo")
+
+#: Columns of the results table (:func:`evaluate`), in order.
+RESULT_COLUMNS = (
+    "target",
+    "model_type",
+    "protocol",
+    "r2",
+    "mae",
+    "rmse",
+    "chance_r2_mean",
+    "chance_r2_q95",
+    "p_value",
+    "n_train",
+    "n_test",
+    "n_folds",
+    "n_models",
+    "n_used",
+    "n_unidentified",
+    "n_missing",
+    "n_permutations",
+    "seed",
+    "scale",
+    "params",
+    "note",
+    "fits_used",
+)
+
+#: Paper Table 3: test R^2 per target (rows) and model (columns), 80/20 split over layers.
+PAPER_TABLE3 = reference.table("table3_test_r2")
+
+MIN_ROWS = 10
+
+
+def _outer_splits(protocol: str, n: int, groups: np.ndarray, seed: int) -> list:
+    if protocol == "paper_split":
+        tr, te = train_test_split(np.arange(n), test_size=0.2, random_state=seed)
+        return [(np.sort(tr), np.sort(te))]
+    if protocol == "paper_cv5":
+        return list(KFold(5, shuffle=True, random_state=seed).split(np.zeros(n)))
+    if protocol == "lomo":
+        return list(LeaveOneGroupOut().split(np.zeros(n), groups=groups))
+    raise ValueError(f"Unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
+
+
+def _metrics(z: np.ndarray, zhat: np.ndarray) -> dict:
+    err = zhat - z
+    sst = float(np.sum((z - z.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / sst if sst > 0 else np.nan
+    return {
+        "r2": r2,
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+    }
+
+
+@dataclass
+class CVRun:
+    """One (target, model type, protocol) validation.
+
+    Attributes
+    ----------
+    target, model_type, protocol : str
+    data : TargetData
+    folds : list of (train_idx, test_idx, fitted estimator, params)
+    pred : numpy.ndarray
+        Out-of-fold predictions, original units (NaN for rows never tested).
+    metrics : dict
+        ``r2, mae, rmse`` on the transformed scale.
+    chance : numpy.ndarray
+        R^2 of each permutation.
+    """
+
+    target: str
+    model_type: str
+    protocol: str
+    data: TargetData
+    folds: list
+    pred: np.ndarray
+    metrics: dict
+    chance: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def test_mask(self) -> np.ndarray:
+        """Rows predicted out of fold."""
+        return np.isfinite(self.pred)
+
+    def row(self, seed: int) -> dict:
+        """The results-table row (:data:`RESULT_COLUMNS`)."""
+        ch = self.chance
+        r2 = self.metrics["r2"]
+        return {
+            "target": self.target,
+            "model_type": self.model_type,
+            "protocol": self.protocol,
+            **self.metrics,
+            "chance_r2_mean": float(np.mean(ch)) if ch.size else np.nan,
+            "chance_r2_q95": float(np.quantile(ch, 0.95)) if ch.size else np.nan,
+            "p_value": float((1 + np.sum(ch >= r2)) / (1 + ch.size)) if ch.size else np.nan,
+            "n_train": round(float(np.mean([len(f[0]) for f in self.folds]))),
+            "n_test": int(self.test_mask.sum()),
+            "n_folds": len(self.folds),
+            "n_models": len(set(self.data.groups)),
+            **{k: v for k, v in self.data.counts.items() if k != "n_layers"},
+            "n_permutations": int(ch.size),
+            "seed": seed,
+            "scale": scale_name(self.target),
+            "params": json.dumps([f[3] for f in self.folds], default=str),
+            "note": "",
+        }
+
+
+def _check_feasible(data: TargetData, protocol: str) -> str:
+    n, m = len(data.y), len(set(data.groups))
+    if n < MIN_ROWS:
+        return f"only {n} usable layers (< {MIN_ROWS})"
+    if protocol == "lomo" and m < 3:
+        return f"leave-one-model-out needs >= 3 models with usable layers; {m} have"
+    return ""
+
+
+def cross_validate(
+    data: TargetData,
+    model_type: str,
+    protocol: str,
+    *,
+    seed: int = 0,
+    n_permutations: int = 0,
+    retune_permutations: bool = False,
+    grids: Mapping | None = None,
+) -> CVRun:
+    """Validate one model type on one target under one protocol, with its chance level.
+
+    Parameters
+    ----------
+    data : TargetData
+        From :func:`target_data`.
+    model_type : str
+        One of :data:`MODEL_TYPES` or ``"mean"``.
+    protocol : {"paper_split", "paper_cv5", "lomo"}
+    seed : int
+        Split, inner CV, model and permutation seed.
+    n_permutations : int
+        Shuffled-target repetitions of the protocol (0: no chance level).  The targets are
+        shuffled across all layers; the outer splits stay those of the real run.
+    retune_permutations : bool
+        Re-run the inner hyperparameter search on every shuffled target (the whole protocol,
+        costlier by the grid size times the inner folds).  By default each fold keeps the
+        hyperparameters tuned on the real targets (a fixed estimator per fold), which gives a
+        somewhat lower chance level for flexible settings.
+    grids : mapping, optional
+        ``{model_type: {param: values}}`` replacing :data:`GRIDS` entries.
+
+    Returns
+    -------
+    CVRun
+    """
+    why = _check_feasible(data, protocol)
+    if why:
+        raise ValueError(f"Cannot validate {data.target} under {protocol}: {why}.")
+    X, y, groups = data.X, data.y, data.groups
+    base = make_estimator(model_type, data.target, seed)
+    grid = search_grid(model_type, grids)
+    grouped = protocol == "lomo"
+    folds, pred = [], np.full(len(y), np.nan)
+    for tr, te in _outer_splits(protocol, len(y), groups, seed):
+        est, params = fit_quiet(
+            tune, base, grid, X[tr], y[tr], groups[tr], grouped=grouped, seed=seed
+        )
+        pred[te] = est.predict(X[te])
+        folds.append((tr, te, est, params))
+    scale = metric_scale(data.target, y)
+    tested = np.isfinite(pred)
+    metrics = _metrics(scale(y[tested]), scale(pred[tested]))
+    rng = np.random.default_rng(seed)
+    chance = []
+    for _ in range(n_permutations):
+        yp = y[rng.permutation(len(y))]
+        pp = np.full(len(y), np.nan)
+        for tr, te, _est, params in folds:
+            if retune_permutations:
+                est, _ = fit_quiet(
+                    tune, base, grid, X[tr], yp[tr], groups[tr], grouped=grouped, seed=seed
+                )
+            else:
+                est = fit_quiet(clone(base).set_params(**prefixed(params)).fit, X[tr], yp[tr])
+            pp[te] = est.predict(X[te])
+        chance.append(_metrics(scale(yp[tested]), scale(pp[tested]))["r2"])
+    return CVRun(
+        data.target, model_type, protocol, data, folds, pred, metrics, np.asarray(chance, float)
+    )
+
+
+def evaluate(
+    fits: pd.DataFrame,
+    *,
+    targets: Sequence[str] = TARGETS,
+    model_types: Sequence[str] = ("mean", *MODEL_TYPES),
+    protocols: Sequence[str] = PROTOCOLS,
+    hypothesis: str = "eq9",
+    procedure: str = "ours",
+    architectures: Mapping | None = None,
+    seed: int = 0,
+    n_permutations: int = 100,
+    retune_permutations: bool = False,
+    grids: Mapping | None = None,
+    progress: bool = True,
+    n_jobs: int = 1,
+    identified_only: bool = True,
+) -> pd.DataFrame:
+    """Validate every (target, model type, protocol): paper Table 3 and the honest version.
+
+    Parameters
+    ----------
+    fits : pandas.DataFrame
+        The fits table.
+    targets, model_types, protocols : sequence of str
+        What to run (``"mean"`` is the training-mean baseline).
+    hypothesis, procedure, architectures
+        See :func:`target_data`.
+    seed, n_permutations, retune_permutations, grids
+        See :func:`cross_validate`.
+    progress : bool
+        Show a tqdm progress bar.
+    n_jobs : int
+        Validations run in parallel processes (joblib); each is seeded, so the table does
+        not depend on it.
+    identified_only : bool
+        See :func:`target_data`; recorded in the ``fits_used`` column (``"identified"`` or
+        ``"all"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (target, model type, protocol), columns :data:`RESULT_COLUMNS`.  A
+        combination that cannot be run (too few usable layers or models) gets NaN metrics
+        and says why in ``note``.
+    """
+    datas = {
+        t: target_data(
+            fits,
+            t,
+            hypothesis=hypothesis,
+            procedure=procedure,
+            architectures=architectures,
+            identified_only=identified_only,
+        )
+        for t in targets
+    }
+    combos = [(t, m, p) for t in targets for m in model_types for p in protocols]
+    kwargs = dict(
+        seed=seed,
+        n_permutations=n_permutations,
+        retune_permutations=retune_permutations,
+        grids=grids,
+    )
+    jobs = [(datas[t], m, p) for t, m, p in combos]
+    if n_jobs == 1:
+        rows = (_validation_row(*job, **kwargs) for job in jobs)
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        rows = parallel(delayed(_validation_row)(*job, **kwargs) for job in jobs)
+    bar = tqdm(rows, total=len(jobs), desc="validating", unit="run", disable=not progress)
+    table = pd.DataFrame(list(bar), columns=list(RESULT_COLUMNS))
+    table["fits_used"] = "identified" if identified_only else "all"
+    return table
+
+
+def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) -> dict:
+    """One row of :func:`evaluate` (a NaN row with the reason when it cannot be run)."""
+    why = _check_feasible(data, protocol)
+    if why:
+        row = dict.fromkeys(RESULT_COLUMNS, np.nan)
+        row.update(
+            target=data.target,
+            model_type=model_type,
+            protocol=protocol,
+            note=why,
+            seed=kwargs["seed"],
+            params="[]",
+        )
+        row.update({k: v for k, v in data.counts.items() if k != "n_layers"})
+        return row
+    return cross_validate(data, model_type, protocol, **kwargs).row(kwargs["seed"])
+
+
+def table3(results: pd.DataFrame) -> pd.DataFrame:
+    """Paper Table 3 beside ours: per (target, model type), the paper's test R^2 and, per
+    protocol, our R^2 and the 95th percentile of its chance R^2 (``r2_<protocol>``,
+    ``chance_q95_<protocol>``)."""
+    wide = results.pivot_table(
+        index=["target", "model_type"],
+        columns="protocol",
+        values=["r2", "chance_r2_q95"],
+        aggfunc="first",
+        dropna=False,
+    )
+    out = pd.DataFrame(index=wide.index)
+    paper = PAPER_TABLE3.stack()
+    out["paper_r2"] = [paper.get((t, m), np.nan) for t, m in out.index]
+    for p in PROTOCOLS:
+        if ("r2", p) in wide.columns:
+            out[f"r2_{p}"] = wide[("r2", p)]
+            out[f"chance_q95_{p}"] = wide[("chance_r2_q95", p)]
+    order = {t: i for i, t in enumerate(TARGETS)}
+    morder = {m: i for i, m in enumerate(("mean", *MODEL_TYPES))}
+    out = out.reset_index()
+    out = out.sort_values(
+        ["target", "model_type"],
+        key=lambda s: s.map(order if s.name == "target" else morder),
+        kind="stable",
+    )
+    return out.reset_index(drop=True)
+
+
+def predictor_path(root: str | Path, suite: str) -> Path:
+    """``<root>/<suite>/predictor.parquet``."""
+    return Path(root) / suite / "predictor.parquet"
+
+
+def write_predictor(results: pd.DataFrame, root: str | Path, suite: str) -> Path:
+    """Write the results of :func:`evaluate` atomically to :func:`predictor_path`.
+
+    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
+    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
+    """
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+    if missing:
+        raise ValueError(f"The results table lacks columns {missing}; build it with evaluate.")
+    return write_derived(results, predictor_path(root, suite))
+
+
+def read_predictor(root: str | Path, suite: str) -> pd.DataFrame:
+    """Read ``<root>/<suite>/predictor.parquet``."""
+    return read_derived(
+        predictor_path(root, suite),
+        "run predictor.evaluate on the suite's fits and write_predictor (chapter 5).",
+    )
