@@ -41,8 +41,7 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from massive_activations import reference
-from massive_activations.audit import ledger as LG
+from massive_activations import audit, reference
 from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
@@ -111,15 +110,15 @@ for key, value in scale.items():
 # ## The ledger
 
 # %%
-ledger = LG.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
+ledger = audit.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
                          pretrained=lm, seed=seed)  # fmt: skip
-written = LG.write_ledger(ledger, data_dir, suite)
+written = audit.write_ledger(ledger, data_dir, suite)
 counts = ledger["verdict"].value_counts()
 glue("n_claims", len(ledger), display=False)
-for verdict, key in zip(LG.VERDICTS, ("n_reproduced", "n_not_reproduced", "n_untestable"),
+for verdict, key in zip(audit.VERDICTS, ("n_reproduced", "n_not_reproduced", "n_untestable"),
                         strict=True):  # fmt: skip
     glue(key, int(counts.get(verdict, 0)), display=False)
-colours = dict(zip(LG.VERDICTS, ("#d8f0d8", "#f6d5d5", "#ececec"), strict=True))
+colours = dict(zip(audit.VERDICTS, ("#d8f0d8", "#f6d5d5", "#ececec"), strict=True))
 table = (
     ledger.drop(columns="key")
     .style.hide(axis="index")

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import reference
-from massive_activations.audit import ledger as LG
+from massive_activations import audit, reference
 from massive_activations.measurement.trajectories import layer_summary
 
 MODELS = ["L2-d64-h2", "L4-d64-h4", "L4-d128-h4", "L8-d128-h4"]
@@ -41,44 +40,44 @@ def test_gaussian_ratio_matches_the_order_statistics():
 
     for n in (1_000, 50_000):
         approx = stats.norm.ppf(1 - 0.5 / n) / stats.norm.ppf(0.75)
-        assert LG.gaussian_ratio(n) == pytest.approx(approx, rel=0.08)
-    assert LG.gaussian_ratio(4096) == LG.gaussian_ratio(4096)  # seeded
+        assert audit.gaussian_ratio(n) == pytest.approx(approx, rel=0.08)
+    assert audit.gaussian_ratio(4096) == audit.gaussian_ratio(4096)  # seeded
     with pytest.raises(ValueError, match="n must be"):
-        LG.gaussian_ratio(1)
+        audit.gaussian_ratio(1)
 
 
 def test_spearman_permutation_exact_values():
-    rho, p = LG.spearman_permutation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    rho, p = audit.spearman_permutation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
     assert rho == pytest.approx(1.0)
     assert p == pytest.approx(1 / 120)  # only the identity reaches rho = 1
-    rho, p = LG.spearman_permutation([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
+    rho, p = audit.spearman_permutation([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
     assert rho == pytest.approx(-1.0) and p == pytest.approx(1.0)
     # the sampled null for larger n stays close to the exact one
     x = np.arange(9)
     y = np.array([0, 2, 1, 3, 5, 4, 6, 8, 7])
-    rho_e, p_e = LG.spearman_permutation(x, y, max_exact=9)
-    rho_s, p_s = LG.spearman_permutation(x, y, max_exact=8, n_resamples=20000)
+    rho_e, p_e = audit.spearman_permutation(x, y, max_exact=9)
+    rho_s, p_s = audit.spearman_permutation(x, y, max_exact=8, n_resamples=20000)
     assert rho_e == rho_s and p_s == pytest.approx(p_e, abs=2e-3)
 
 
 def test_wilson_interval_certified_values():
     # Wilson score intervals (Newcombe 1998, Table I): 0/10 -> 0-0.2775, 15/148 -> 0.0624-0.1605
-    lo, hi = LG.wilson_interval(0, 10)
+    lo, hi = audit.wilson_interval(0, 10)
     assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = LG.wilson_interval(15, 148)
+    lo, hi = audit.wilson_interval(15, 148)
     assert lo == pytest.approx(0.0624, abs=1e-4) and hi == pytest.approx(0.1605, abs=1e-4)
-    assert all(math.isnan(v) for v in LG.wilson_interval(0, 0))
+    assert all(math.isnan(v) for v in audit.wilson_interval(0, 0))
 
 
 def test_absent_at_init_decides_against_gaussian_noise():
     archs = _archs()
-    noise = {m: LG.gaussian_ratio(64 * int(m.split("-")[1][1:])) for m in MODELS}
+    noise = {m: audit.gaussian_ratio(64 * int(m.split("-")[1][1:])) for m in MODELS}
     final = dict.fromkeys(MODELS, 40.0)
-    row = LG.claim_absent_at_init(_traj(noise, final), archs)
+    row = audit.claim_absent_at_init(_traj(noise, final), archs)
     assert row["verdict"] == "reproduced"
     assert "Gaussian" in row["our_value"]
     inflated = {m: 3 * v for m, v in noise.items()}
-    assert LG.claim_absent_at_init(_traj(inflated, final), archs)["verdict"] == "not reproduced"
+    assert audit.claim_absent_at_init(_traj(inflated, final), archs)["verdict"] == "not reproduced"
 
 
 def test_grows_with_size_verdicts():
@@ -87,11 +86,11 @@ def test_grows_with_size_verdicts():
     init = dict.fromkeys(MODELS, 6.0)
     up = {m: float(size[m]) for m in MODELS}
     down = {m: -float(size[m]) + 1e12 for m in MODELS}
-    row = LG.claim_grows_with_size(_traj(init, up), archs)
+    row = audit.claim_grows_with_size(_traj(init, up), archs)
     # 4 models in perfect order: exact one-sided p = 1/4! = 0.042 < 0.05
     assert row["verdict"] == "reproduced" and "p = 0.042" in row["uncertainty"]
-    assert LG.claim_grows_with_size(_traj(init, down), archs)["verdict"] == "not reproduced"
-    few = LG.claim_grows_with_size(_traj({"L2-d64-h2": 6.0}, {"L2-d64-h2": 9.0}), archs)
+    assert audit.claim_grows_with_size(_traj(init, down), archs)["verdict"] == "not reproduced"
+    few = audit.claim_grows_with_size(_traj({"L2-d64-h2": 6.0}, {"L2-d64-h2": 9.0}), archs)
     assert few["verdict"] == "not testable on this data"
     assert "Fig. 3" not in few["paper_value"] and "~" in few["paper_value"]
 
@@ -122,7 +121,7 @@ def _results(target, r2_split, chance=0.1, lomo=0.2):
     ],
 )
 def test_predictability_rules(key, target, r2, chance, verdict):
-    row = LG._predictable(key, _results(target, r2, chance))
+    row = audit.claim_predictable(key, _results(target, r2, chance))
     assert row["verdict"] == verdict
     t3 = reference.table("table3_test_r2").loc[target]
     assert f"{t3.max():.3f}" in row["paper_value"]
@@ -130,10 +129,10 @@ def test_predictability_rules(key, target, r2, chance, verdict):
 
 
 def test_predictability_without_results_is_not_testable():
-    row = LG._predictable("K_predictable", None)
+    row = audit.claim_predictable("K_predictable", None)
     assert row["verdict"] == "not testable on this data" and row["our_value"].startswith("not")
     infeasible = _results("K", np.nan).assign(note="too few models")
-    row = LG._predictable("K_predictable", infeasible)
+    row = audit.claim_predictable("K_predictable", infeasible)
     assert "too few models" in row["our_value"]
 
 
@@ -142,10 +141,10 @@ def test_driver_claim_reads_the_rank():
         {"feature": ["H_over_d", "l_times_L", "log_d"], "importance": [0.5, 0.2, 0.1],
          "importance_std": [0.05, 0.02, 0.01], "rank": [1, 2, 3]}
     )  # fmt: skip
-    assert LG._driver("Hd_drives_K", {"K": imp})["verdict"] == "reproduced"
-    row = LG._driver("lL_drives_lam", {"lam": imp})
+    assert audit.claim_driver("Hd_drives_K", {"K": imp})["verdict"] == "reproduced"
+    row = audit.claim_driver("lL_drives_lam", {"lam": imp})
     assert row["verdict"] == "not reproduced" and "ranked 2 of 3" in row["our_value"]
-    assert LG._driver("Hd_drives_K", None)["verdict"] == "not testable on this data"
+    assert audit.claim_driver("Hd_drives_K", None)["verdict"] == "not testable on this data"
 
 
 def test_pretrained_claim_needs_all_three_signatures():
@@ -161,10 +160,10 @@ def test_pretrained_claim_needs_all_three_signatures():
     summary = layer_summary(pd.DataFrame(rows))
     assert summary.loc[3, "ratio"] == pytest.approx(2000 / 0.105)
     assert summary.loc[3, "position0"] == 1.0 and summary.loc[3, "channel"] == 507
-    row = LG.claim_pretrained_first_token(summary)
+    row = audit.claim_pretrained_first_token(summary)
     assert row["verdict"] == "reproduced" and "507" in row["our_value"]
     weak = summary.assign(top1=summary["top1"] / 100, ratio=summary["ratio"] / 100)
-    assert LG.claim_pretrained_first_token(weak)["verdict"] == "not reproduced"
+    assert audit.claim_pretrained_first_token(weak)["verdict"] == "not reproduced"
 
 
 def _fits():
@@ -187,41 +186,41 @@ def _fits():
 
 def test_fit_claims_on_a_known_table():
     fits = _fits()
-    edges = LG.claim_early_peak_edges(fits)
+    edges = audit.claim_early_peak_edges(fits)
     assert edges["verdict"] == "reproduced" and "6 of 6" in edges["our_value"]
-    middle = LG.claim_log_rise_middle(fits)
+    middle = audit.claim_log_rise_middle(fits)
     assert middle["verdict"] == "reproduced" and "8 of 8" in middle["our_value"]
-    r2 = LG.claim_eq9_fits(fits)
+    r2 = audit.claim_eq9_fits(fits)
     assert r2["verdict"] == "reproduced" and "0.970" in r2["our_value"]
     assert "0.960" in r2["reading"]  # the paper procedure's r2_all
-    aic = LG.claim_eq9_beats_steps(fits)
+    aic = audit.claim_eq9_beats_steps(fits)
     assert aic["verdict"] == "reproduced" and "14 of 14" in aic["our_value"]
     flipped = fits.assign(regime=fits["regime"].map({"early_peak": "log_rise",
                                                      "log_rise": "early_peak"}))  # fmt: skip
-    assert LG.claim_early_peak_edges(flipped)["verdict"] == "not reproduced"
-    assert LG.claim_log_rise_middle(flipped)["verdict"] == "not reproduced"
+    assert audit.claim_early_peak_edges(flipped)["verdict"] == "not reproduced"
+    assert audit.claim_log_rise_middle(flipped)["verdict"] == "not reproduced"
 
 
 def test_build_ledger_has_every_claim_and_no_empty_cell():
     archs = _archs()
     traj = _traj(dict.fromkeys(MODELS, 6.0), {m: 10.0 + i for i, m in enumerate(MODELS)})
-    out = LG.build_ledger(traj, archs)  # no fits, no predictor, no pretrained
+    out = audit.build_ledger(traj, archs)  # no fits, no predictor, no pretrained
     claims = reference.entry("claims")["values"]
     assert list(out["key"]) == list(claims)
-    assert list(out.columns) == list(LG.LEDGER_COLUMNS)
-    assert set(out["verdict"]) <= set(LG.VERDICTS)
+    assert list(out.columns) == list(audit.LEDGER_COLUMNS)
+    assert set(out["verdict"]) <= set(audit.VERDICTS)
     assert not out.isna().any().any()
     assert (out.astype(str).apply(lambda s: s.str.strip().str.len()) > 0).all().all()
     assert (out.set_index("key").loc["eq9_fits", "verdict"]) == "not testable on this data"
-    full = LG.build_ledger(traj, archs, fits=_fits())
+    full = audit.build_ledger(traj, archs, fits=_fits())
     assert full.set_index("key").loc["eq9_fits", "verdict"] == "reproduced"
 
 
 def test_write_ledger_is_atomic_csv(tmp_path):
     archs = _archs()
     traj = _traj(dict.fromkeys(MODELS, 6.0), dict.fromkeys(MODELS, 30.0))
-    out = LG.build_ledger(traj, archs)
-    path = LG.write_ledger(out, tmp_path, "suite")
+    out = audit.build_ledger(traj, archs)
+    path = audit.write_ledger(out, tmp_path, "suite")
     assert path == tmp_path / "suite" / "ledger.csv"
     back = pd.read_csv(path)
     assert list(back["key"]) == list(out["key"])
@@ -230,10 +229,10 @@ def test_write_ledger_is_atomic_csv(tmp_path):
 
 def test_constant_values_make_the_rank_test_untestable():
     with pytest.raises(ValueError, match="constant"):
-        LG.spearman_permutation([1, 2, 3], [4, 4, 4])
+        audit.spearman_permutation([1, 2, 3], [4, 4, 4])
     archs = _archs()
     traj = _traj(dict.fromkeys(MODELS, 6.0), dict.fromkeys(MODELS, 30.0))
-    row = LG.claim_grows_with_size(traj, archs)
+    row = audit.claim_grows_with_size(traj, archs)
     assert row["verdict"] == "not testable on this data" and "constant" in row["our_value"]
 
 
@@ -244,19 +243,19 @@ def test_predictability_uses_all_fits_like_the_paper_and_reports_identified():
             _results("K", np.nan).assign(fits_used="identified", note="only 4 usable layers"),
         ]
     )
-    row = LG._predictable("K_predictable", both)
+    row = audit.claim_predictable("K_predictable", both)
     assert row["verdict"] == "reproduced"
     assert "every fit, identified or not" in row["reading"]
     assert "identified fits only: only 4 usable layers" in row["reading"]
 
 
 def test_majority_needs_the_whole_interval_on_one_side():
-    assert LG._majority(9, 10) == "reproduced"  # Wilson 60%-98%
-    assert LG._majority(6, 10) == "not testable on this data"  # 31%-83% spans 50%
-    assert LG._majority(1, 10) == "not reproduced"  # 2%-40%
+    assert audit.majority(9, 10) == "reproduced"  # Wilson 60%-98%
+    assert audit.majority(6, 10) == "not testable on this data"  # 31%-83% spans 50%
+    assert audit.majority(1, 10) == "not reproduced"  # 2%-40%
     fits = _fits()
     few = fits[fits["model"] == "L2-d64-h2"]  # 2 edge layers: 2/2 spans 50% (34%-100%)
-    row = LG.claim_early_peak_edges(few)
+    row = audit.claim_early_peak_edges(few)
     assert row["verdict"] == "not testable on this data" and "too few layers" in row["our_value"]
 
 
@@ -267,9 +266,9 @@ def test_a_driver_needs_a_model_with_skill():
     )  # fmt: skip
     imp.attrs.update(model_type="RandomForest", protocol="paper_cv5", fits_used="all")
     skilled = _results("K", 0.8, chance=0.1).assign(fits_used="all")
-    assert LG._driver("Hd_drives_K", {"K": imp}, skilled)["verdict"] == "reproduced"
+    assert audit.claim_driver("Hd_drives_K", {"K": imp}, skilled)["verdict"] == "reproduced"
     unskilled = _results("K", 0.05, chance=0.1).assign(fits_used="all")
-    row = LG._driver("Hd_drives_K", {"K": imp}, unskilled)
+    row = audit.claim_driver("Hd_drives_K", {"K": imp}, unskilled)
     assert row["verdict"] == "not testable on this data"
     assert "better than the mean and chance" in row["our_value"]
 
@@ -280,5 +279,6 @@ def test_a_negative_r2_is_no_skill_even_above_chance():
     imp.attrs.update(model_type="RandomForest", protocol="paper_cv5")
     worse = _results("lam", -0.03, chance=-0.2)
     assert (
-        LG._driver("lL_drives_lam", {"lam": imp}, worse)["verdict"] == "not testable on this data"
+        audit.claim_driver("lL_drives_lam", {"lam": imp}, worse)["verdict"]
+        == "not testable on this data"
     )

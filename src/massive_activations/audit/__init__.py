@@ -1,1 +1,93 @@
-"""audit."""
+"""The claims ledger (chapter 6): each claim of the paper tested on the data at hand.
+
+Modules, lowest first: :mod:`~massive_activations.audit.statistics` (the tests' statistics),
+:mod:`~massive_activations.audit.verdicts` (verdict words, thresholds, the row format),
+:mod:`~massive_activations.audit.claims_activations`,
+:mod:`~massive_activations.audit.claims_fits` and
+:mod:`~massive_activations.audit.claims_prediction` (one function per claim), and
+:mod:`~massive_activations.audit.ledger` (assembly and the ledger file).
+"""
+
+from massive_activations.audit.claims_activations import (
+    claim_absent_at_init,
+    claim_grows_with_size,
+    claim_magnitude,
+    claim_pretrained_first_token,
+    claim_variability,
+)
+from massive_activations.audit.claims_fits import (
+    claim_early_peak_edges,
+    claim_eq9_beats_steps,
+    claim_eq9_fits,
+    claim_log_rise_middle,
+)
+from massive_activations.audit.claims_prediction import (
+    claim_driver,
+    claim_predictable,
+)
+from massive_activations.audit.ledger import (
+    build_ledger,
+    ledger_path,
+    write_ledger,
+)
+from massive_activations.audit.statistics import (
+    gaussian_ratio,
+    spearman_permutation,
+    wilson_interval,
+)
+from massive_activations.audit.verdicts import (
+    ALPHA,
+    INIT_TOLERANCE,
+    LEDGER_COLUMNS,
+    MODERATE_R2,
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    PREDICTABLE_R2,
+    REPRODUCED,
+    SPANS,
+    VERDICTS,
+    claim_entry,
+    final_checkpoint,
+    ledger_row,
+    majority,
+    per_model_max,
+    share,
+    untestable,
+)
+
+__all__ = [
+    "ALPHA",
+    "INIT_TOLERANCE",
+    "LEDGER_COLUMNS",
+    "MODERATE_R2",
+    "NOT_REPRODUCED",
+    "NOT_TESTABLE",
+    "PREDICTABLE_R2",
+    "REPRODUCED",
+    "SPANS",
+    "VERDICTS",
+    "build_ledger",
+    "claim_absent_at_init",
+    "claim_driver",
+    "claim_early_peak_edges",
+    "claim_entry",
+    "claim_eq9_beats_steps",
+    "claim_eq9_fits",
+    "claim_grows_with_size",
+    "claim_log_rise_middle",
+    "claim_magnitude",
+    "claim_predictable",
+    "claim_pretrained_first_token",
+    "claim_variability",
+    "final_checkpoint",
+    "gaussian_ratio",
+    "ledger_path",
+    "ledger_row",
+    "majority",
+    "per_model_max",
+    "share",
+    "spearman_permutation",
+    "untestable",
+    "wilson_interval",
+    "write_ledger",
+]

@@ -1,0 +1,204 @@
+"""Claims about the activations themselves: absence at initialisation, growth with size,
+magnitude, variability over sequences, and the pretrained model's first-token signature.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from massive_activations import reference
+from massive_activations.audit.statistics import (
+    gaussian_ratio,
+    spearman_permutation,
+)
+from massive_activations.audit.verdicts import (
+    ALPHA,
+    INIT_TOLERANCE,
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    REPRODUCED,
+    claim_entry,
+    final_checkpoint,
+    ledger_row,
+    per_model_max,
+    untestable,
+)
+
+__all__ = [
+    "claim_absent_at_init",
+    "claim_grows_with_size",
+    "claim_magnitude",
+    "claim_pretrained_first_token",
+    "claim_variability",
+]
+
+
+def claim_absent_at_init(traj: pd.DataFrame, architectures: pd.DataFrame) -> dict:
+    """Step-0 ratio against the ratio of Gaussian noise with as many elements."""
+    key, chapter = "absent_at_init", "03_measuring"
+    test = (
+        f"every model's largest step-0 ratio <= {INIT_TOLERANCE} x the top-1/median of "
+        "i.i.d. Gaussian noise with seq_len x d elements"
+    )
+    step0 = traj[traj["step"] == 0]
+    if step0.empty:
+        return untestable(key, "no step-0 checkpoint in the table", test, chapter)
+    archs = architectures.set_index("model")
+    need = {"seq_len", "d_model"}
+    if not need <= set(archs.columns) or not set(step0["model"]) <= set(archs.index):
+        return untestable(key, "sequence length or width unknown for some models", test, chapter)
+    init = per_model_max(step0, "ratio")
+    init_alt = per_model_max(step0, "ratio_mean")
+    base = pd.Series(
+        {
+            m: gaussian_ratio(int(archs.loc[m, "seq_len"] * archs.loc[m, "d_model"]))
+            for m in init.index
+        }
+    )
+    final = per_model_max(final_checkpoint(traj), "ratio")
+    ok = bool((init <= INIT_TOLERANCE * base).all())
+    ci = step0.groupby("model")["ci95_pct"].max()
+    return ledger_row(
+        key,
+        our_value=(
+            f"step 0: {init.min():.1f}-{init.max():.1f} (Gaussian noise of the same size: "
+            f"{base.min():.1f}-{base.max():.1f}); final: {final.min():.1f}-{final.max():.1f}, "
+            f"{len(init)} models"
+        ),
+        uncertainty=f"95% CI over sequences at step 0: up to +-{ci.max():.1f}%",
+        test=test,
+        verdict=REPRODUCED if ok else NOT_REPRODUCED,
+        reading=(
+            "ratio of means (Eq. 8); the mean of per-sequence ratios gives step 0 "
+            f"{init_alt.min():.1f}-{init_alt.max():.1f}"
+        ),
+        chapter=chapter,
+    )
+
+
+def claim_grows_with_size(traj: pd.DataFrame, architectures: pd.DataFrame) -> dict:
+    """Rank correlation of the final ratio with the parameter count, over models."""
+    key, chapter = "grows_with_size", "03_measuring"
+    test = f"Spearman rho > 0 with one-sided permutation p < {ALPHA}, over models"
+    fig3 = reference.table("fig3_final_ratio")["value"]
+    paper = ", ".join(f"~{v:,.0f} ({m})" for m, v in fig3.items())
+    archs = architectures.set_index("model")
+    final = final_checkpoint(traj)
+    models = sorted(set(final["model"]) & set(archs.index))
+    if len(models) < 3 or "params" not in archs.columns:
+        row = untestable(key, f"{len(models)} models with known size (>= 3 needed)", test, chapter)
+        row["paper_value"] = paper
+        return row
+    size = archs.loc[models, "params"].astype(float)
+    ours = per_model_max(final, "ratio").loc[models]
+    alt = per_model_max(final, "ratio_mean").loc[models]
+    try:
+        rho, p = spearman_permutation(size, ours)
+        rho_alt, p_alt = spearman_permutation(size, alt)
+    except ValueError as error:
+        row = untestable(key, str(error), test, chapter)
+        row["paper_value"] = paper
+        return row
+    ok = rho > 0 and p < ALPHA
+    return ledger_row(
+        key,
+        paper_value=paper,
+        our_value=(
+            f"Spearman rho = {rho:.2f} over {len(models)} models "
+            f"({size.min() / 1e6:.2f}-{size.max() / 1e6:.2f} M parameters); final ratios "
+            f"{ours.min():.1f}-{ours.max():.1f}"
+        ),
+        uncertainty=f"one-sided permutation p = {p:.3f}",
+        test=test,
+        verdict=REPRODUCED if ok else NOT_REPRODUCED,
+        reading=(
+            "largest final ratio over layers, ratio of means; the mean of ratios gives "
+            f"rho = {rho_alt:.2f} (p = {p_alt:.3f})"
+        ),
+        chapter=chapter,
+    )
+
+
+def claim_magnitude(traj: pd.DataFrame, architectures: pd.DataFrame) -> dict:
+    """The paper's magnitudes against ours: testable only on Pythia itself."""
+    key, chapter = "magnitude", "03_measuring"
+    fig3 = reference.table("fig3_final_ratio")["value"]
+    final = per_model_max(final_checkpoint(traj), "ratio")
+    params = architectures.set_index("model")["params"] if "params" in architectures else None
+    size = (
+        f" ({params.min() / 1e6:.2f}-{params.max() / 1e6:.2f} M parameters)"
+        if params is not None
+        else ""
+    )
+    return ledger_row(
+        key,
+        paper_value=f"~{fig3.min():,.0f} to ~{fig3.max():,.0f} (Fig. 3, 14M to 12B parameters)",
+        our_value=(
+            f"final ratios {final.min():.1f}-{final.max():.1f} in {len(final)} models{size}; "
+            f"the largest is {final.max() / fig3.min():.2f} x the smallest model's in the "
+            f"paper (~{fig3.min():,.0f}, {fig3.idxmin()})"
+        ),
+        uncertainty="-",
+        test=(
+            "magnitudes depend on model size and training length; only Pythia's own "
+            "checkpoints can test them (run chapter 3 with suite='pythia-<size>')"
+        ),
+        verdict=NOT_TESTABLE,
+        reading="largest final ratio over layers, ratio of means",
+        chapter=chapter,
+    )
+
+
+def claim_variability(traj: pd.DataFrame) -> dict:
+    """Across-sequence CV of the ratio at the final checkpoint against Table 2."""
+    key, chapter = "variability", "03_measuring"
+    t2 = reference.table("table2_variability")["cv_pct"]
+    cv = final_checkpoint(traj)["cv_pct"].dropna()
+    test = f"our mean CV at the final checkpoint <= the paper's largest ({t2.max():.2f}%)"
+    if cv.empty:
+        return untestable(key, "fewer than two sequences per checkpoint", test, chapter)
+    ok = cv.mean() <= t2.max()
+    return ledger_row(
+        key,
+        paper_value=f"CV {t2.min():.2f}-{t2.max():.2f}% per model (Table 2)",
+        our_value=f"mean CV {cv.mean():.2f}% (per layer {cv.min():.2f}-{cv.max():.2f}%)",
+        uncertainty=f"over {len(cv)} (model, layer) pairs at the final checkpoint",
+        test=test,
+        verdict=REPRODUCED if ok else NOT_REPRODUCED,
+        reading="CV of per-sequence ratios (Table 2's definition), final checkpoint only",
+        chapter=chapter,
+    )
+
+
+def claim_pretrained_first_token(summary: pd.DataFrame | None, name: str = "SmolLM2-135M") -> dict:
+    """Sun et al.'s signature on a real pretrained model: magnitude, position 0, one channel."""
+    key, chapter = "pretrained_first_token", "03_measuring"
+    lo_ratio = claim_entry(key)["ratio_range"][0]
+    test = (
+        f"peak ratio >= {lo_ratio:,}, top-1 at position 0 in every sequence at the peak, and "
+        "one channel in every layer within 10x of the peak"
+    )
+    if summary is None or summary.empty:
+        return untestable(key, f"{name} was not measured", test, chapter)
+    peak = summary["ratio"].idxmax()
+    big = summary[summary["ratio"] >= summary["ratio"].max() / 10]
+    channels = sorted(set(big["channel"]))
+    pos0 = float(summary.loc[peak, "position0"])
+    ok = summary["ratio"].max() >= lo_ratio and pos0 == 1.0 and len(channels) == 1
+    return ledger_row(
+        key,
+        our_value=(
+            f"{name}: peak ratio {summary['ratio'].max():,.0f} at layer {peak}, top-1 "
+            f"{summary.loc[peak, 'top1']:,.0f} at position 0 in {pos0:.0%} of sequences, "
+            f"channel(s) {', '.join(map(str, channels))} in layers {big.index.min()}-"
+            f"{big.index.max()}"
+        ),
+        uncertainty=(
+            f"ratio over sequences at the peak {summary.loc[peak, 'ratio_min']:,.0f}-"
+            f"{summary.loc[peak, 'ratio_max']:,.0f}"
+        ),
+        test=test,
+        verdict=REPRODUCED if ok else NOT_REPRODUCED,
+        reading="Q4_1 GGUF weights dequantised to fp32 (not the original bf16 release)",
+        chapter=chapter,
+    )
