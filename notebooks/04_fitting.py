@@ -47,7 +47,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from massive_activations import curve, reference
+from massive_activations import curve, reference, registry
 from massive_activations.datasets.activations import suite_activations
 from massive_activations.fitting.fit_all import (
     compare_procedures,
@@ -58,7 +58,6 @@ from massive_activations.fitting.fit_all import (
     table1,
     table5,
     window_effect,
-    write_fits,
 )
 from massive_activations.fitting.synthetic import simulate_table
 from massive_activations.fitting.uncertainty import covariance_band
@@ -140,7 +139,7 @@ known
 # %%
 table = suite_activations(suite, data_dir, reuse=reuse)
 fits = fit_all(table, window=window, n_bootstrap=n_bootstrap, seed=seed, n_jobs=2, progress=False)
-fits_file = write_fits(fits, data_dir, suite)  # read by the predictor chapter
+fits_file = registry.write(fits, "fits.parquet", data_dir, suite)  # read by the predictor chapter
 traj = trajectories(table)
 n_ck = traj.groupby("model").step.nunique()
 glue("n_fits", len(fits), display=False)

@@ -49,9 +49,8 @@ import shap
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from massive_activations import prediction
+from massive_activations import prediction, registry
 from massive_activations.datasets.activations import suite_activations
-from massive_activations.fitting.fit_all import read_fits
 from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.measurement.trajectories import trajectories
 from massive_activations.prediction.features import (
@@ -124,7 +123,7 @@ demo.pivot_table(index=["data", "model_type"], columns="protocol", values="r2").
 # 95th percentile of its chance level, from the same protocol run on shuffled targets.
 
 # %%
-fits = read_fits(data_dir, suite)
+fits = registry.read("fits.parquet", data_dir, suite)
 identified_only = fits_used == "identified"
 counts = prediction.target_counts(fits, architectures=archs)
 display(counts)
@@ -135,7 +134,7 @@ results = pd.concat(
      for only in (True, False)],
     ignore_index=True,
 )  # fmt: skip
-written = prediction.write_predictor(results, data_dir, suite)
+written = registry.write(results, "predictor.parquet", data_dir, suite)
 feasible = results.groupby("fits_used").r2.apply(lambda r: int(r.notna().sum()))
 glue("n_feasible_identified", int(feasible.get("identified", 0)), display=False)
 glue("n_feasible_all", int(feasible.get("all", 0)), display=False)

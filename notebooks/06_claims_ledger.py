@@ -41,16 +41,14 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from massive_activations import audit, reference
+from massive_activations import audit, reference, registry
 from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
     suite_activations,
 )
-from massive_activations.fitting.fit_all import fits_path, read_fits
 from massive_activations.measurement.trajectories import layer_summary, trajectories
-from massive_activations.prediction.importance import importance_path, read_importances
-from massive_activations.prediction.validation import predictor_path, read_predictor
+from massive_activations.prediction.importance import importances_by_target
 
 # %% [markdown]
 # ## Inputs
@@ -61,9 +59,10 @@ from massive_activations.prediction.validation import predictor_path, read_predi
 # %%
 traj = trajectories(suite_activations(suite, data_dir))
 archs = architectures_table(suite, data_dir)
-fits = read_fits(data_dir, suite) if fits_path(data_dir, suite).is_file() else None
-results = read_predictor(data_dir, suite) if predictor_path(data_dir, suite).is_file() else None
-imps = read_importances(data_dir, suite) if importance_path(data_dir, suite).is_file() else None
+fits = registry.read_optional("fits.parquet", data_dir, suite)
+results = registry.read_optional("predictor.parquet", data_dir, suite)
+importance = registry.read_optional("importance.parquet", data_dir, suite)
+imps = None if importance is None else importances_by_target(importance)
 lm = (
     layer_summary(pretrained_activations(n_sequences=2, seq_len=pretrained_seq_len))
     if pretrained
@@ -112,7 +111,7 @@ for key, value in scale.items():
 # %%
 ledger = audit.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
                          pretrained=lm, seed=seed)  # fmt: skip
-written = audit.write_ledger(ledger, data_dir, suite)
+written = registry.write(ledger, "ledger.csv", data_dir, suite)
 counts = ledger["verdict"].value_counts()
 glue("n_claims", len(ledger), display=False)
 for verdict, key in zip(audit.VERDICTS, ("n_reproduced", "n_not_reproduced", "n_untestable"),

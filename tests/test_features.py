@@ -8,17 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import reference
+from massive_activations import reference, registry
 from massive_activations.prediction.features import (
     FEATURE_NAMES,
     Architecture,
     architecture,
-    features_path,
     features_table,
     layer_features,
     pythia_architectures,
     suite_architectures,
-    write_features,
 )
 from massive_activations.suite.configs import ModelSpec, get_suite
 
@@ -102,10 +100,10 @@ def test_bad_specs_say_what_is_wrong():
 def test_write_features_is_atomic_and_round_trips(tmp_path):
     table = features_table(["pythia-70m", "L2-d64-h4"])
     assert table["model"].tolist() == ["pythia-70m"] * 6 + ["L2-d64-h4"] * 2
-    path = write_features(table, tmp_path, "syn")
-    assert path == features_path(tmp_path, "syn")
+    path = registry.write(table, "features.parquet", tmp_path, "syn")
+    assert path == tmp_path / "syn" / "features.parquet"
     pd.testing.assert_frame_equal(pd.read_parquet(path), table)
     assert [p.name for p in path.parent.iterdir()] == ["features.parquet"]
-    with pytest.raises(ValueError, match="lacks columns"):
-        write_features(table.drop(columns="log_d"), tmp_path, "syn")
+    with pytest.raises(ValueError, match="missing columns"):
+        registry.write(table.drop(columns="log_d"), "features.parquet", tmp_path, "syn")
     assert np.isfinite(table[list(FEATURE_NAMES)].to_numpy()).all()

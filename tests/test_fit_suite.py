@@ -6,18 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from massive_activations import registry
 from massive_activations.fitting.fit_all import (
     PAPER_TABLE1,
     PAPER_TABLE5,
     PARAM_NAMES,
     compare_procedures,
     fit_all,
-    fits_path,
-    read_fits,
     regime_table,
     table1,
     table5,
-    write_fits,
 )
 from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_table
 from massive_activations.schedule import scaled_schedule
@@ -83,14 +81,14 @@ def test_failed_fits_are_kept(table):
 
 
 def test_write_and_read_back(tmp_path, fits):
-    path = write_fits(fits, tmp_path, "syn")
-    assert path == fits_path(tmp_path, "syn") and path.is_file()
+    path = registry.write(fits, "fits.parquet", tmp_path, "syn")
+    assert path == tmp_path / "syn" / "fits.parquet" and path.is_file()
     assert not list(path.parent.glob(".*.tmp"))
-    back = read_fits(tmp_path, "syn")
+    back = registry.read("fits.parquet", tmp_path, "syn")
     assert back.shape == fits.shape
     assert np.allclose(back["residuals"].iloc[0], fits["residuals"].iloc[0])
-    with pytest.raises(FileNotFoundError, match="fit_all"):
-        read_fits(tmp_path, "other")
+    with pytest.raises(FileNotFoundError, match="execute chapter 4 first"):
+        registry.read("fits.parquet", tmp_path, "other")
 
 
 def test_table1_and_table5_carry_the_papers_numbers(fits):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from massive_activations import prediction
+from massive_activations import prediction, registry
 from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.prediction import importance as I
 
@@ -39,8 +39,8 @@ def test_importances_round_trip(known, tmp_path):
     imps, _ = I.drivers(fits, results, targets=("K",), architectures=archs)
     path = I.write_importances(imps, tmp_path, "s")
     assert path.name == "importance.parquet"
-    back = I.read_importances(tmp_path, "s")
+    back = I.importances_by_target(registry.read("importance.parquet", tmp_path, "s"))
     pd.testing.assert_frame_equal(back["K"], imps["K"], check_dtype=False)
     assert back["K"].attrs == imps["K"].attrs
-    with pytest.raises(FileNotFoundError, match="run chapter 5"):
-        I.read_importances(tmp_path, "other")
+    with pytest.raises(FileNotFoundError, match="execute chapter 5 first"):
+        registry.read("importance.parquet", tmp_path, "other")

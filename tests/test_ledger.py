@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import audit, reference
+from massive_activations import audit, reference, registry
 from massive_activations.measurement.trajectories import layer_summary
 
 MODELS = ["L2-d64-h2", "L4-d64-h4", "L4-d128-h4", "L8-d128-h4"]
@@ -220,7 +220,7 @@ def test_write_ledger_is_atomic_csv(tmp_path):
     archs = _archs()
     traj = _traj(dict.fromkeys(MODELS, 6.0), dict.fromkeys(MODELS, 30.0))
     out = audit.build_ledger(traj, archs)
-    path = audit.write_ledger(out, tmp_path, "suite")
+    path = registry.write(out, "ledger.csv", tmp_path, "suite")
     assert path == tmp_path / "suite" / "ledger.csv"
     back = pd.read_csv(path)
     assert list(back["key"]) == list(out["key"])

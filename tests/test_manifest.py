@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from massive_activations import provenance
+from massive_activations import provenance, registry
 from massive_activations.book.build import repo_root
-from massive_activations.fitting import fit_all as fit_suite
 
 ROOT = repo_root()
 
@@ -87,7 +86,9 @@ def test_a_folder_without_manifest_is_one_problem(tmp_path):
 
 def test_derived_files_are_recorded_by_their_writers(folder, monkeypatch):
     monkeypatch.setenv(provenance.NOTEBOOK_ENV, "04_fitting")
-    path = fit_suite.write_fits(pd.DataFrame({"r2": [0.5]}), folder.parent, folder.name)
+    path = registry.path("fits.parquet", folder.parent, folder.name)
+    registry.atomic_write(path, pd.DataFrame({"r2": [0.5]}).to_parquet)
+    provenance.update_manifest(folder, path)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["derived"] == {
         "fits.parquet": {"sha256": _sha(path), "written_by": "04_fitting"}
@@ -114,12 +115,12 @@ def test_update_manifest_defaults_to_python_and_leaves_other_folders_alone(folde
 
 
 def test_every_derived_writer_updates_the_manifest(folder):
-    from massive_activations.prediction import features, predictor
+    from massive_activations import prediction
 
-    feats = features.layer_features("L2-d32-h2")
-    features.write_features(feats, folder.parent, folder.name)
-    results = pd.DataFrame([dict.fromkeys(predictor.RESULT_COLUMNS, 0)])
-    predictor.write_predictor(results, folder.parent, folder.name)
+    feats = prediction.layer_features("L2-d32-h2")
+    registry.write(feats, "features.parquet", folder.parent, folder.name)
+    results = pd.DataFrame([dict.fromkeys(prediction.RESULT_COLUMNS, 0)])
+    registry.write(results, "predictor.parquet", folder.parent, folder.name)
     derived = json.loads((folder / "manifest.json").read_text())["derived"]
     assert sorted(derived) == ["features.parquet", "predictor.parquet"]
     assert provenance.verify_manifest(folder) == []

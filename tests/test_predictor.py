@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import GroupKFold
 
-from massive_activations import prediction
+from massive_activations import prediction, registry
 from massive_activations.curve import eq9
 from massive_activations.fitting.fit_all import fit_all
 from massive_activations.fitting.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
@@ -249,12 +249,12 @@ def test_evaluate_is_deterministic_and_writes_atomically(syn, tmp_path):
     # H/d or d_ff/d lies at the edge of the others'
     assert xgb.loc["paper_split", "r2"] > 0.9 and xgb.loc["paper_cv5", "r2"] > 0.9
     assert xgb.loc["lomo", "r2"] < xgb.loc["paper_cv5", "r2"] - 0.3
-    path = prediction.write_predictor(a, tmp_path, "syn")
-    assert path == prediction.predictor_path(tmp_path, "syn")
+    path = registry.write(a, "predictor.parquet", tmp_path, "syn")
+    assert path == tmp_path / "syn" / "predictor.parquet"
     assert [p.name for p in path.parent.iterdir()] == ["predictor.parquet"]
-    pd.testing.assert_frame_equal(prediction.read_predictor(tmp_path, "syn"), a)
-    with pytest.raises(ValueError, match="lacks columns"):
-        prediction.write_predictor(a.drop(columns="chance_r2_q95"), tmp_path, "syn")
+    pd.testing.assert_frame_equal(registry.read("predictor.parquet", tmp_path, "syn"), a)
+    with pytest.raises(ValueError, match=r"missing columns \['chance_r2_q95'\]"):
+        registry.write(a.drop(columns="chance_r2_q95"), "predictor.parquet", tmp_path, "syn")
     t3 = prediction.table3(a)
     paper = t3.set_index("model_type")["paper_r2"]
     assert np.isnan(paper["mean"])

@@ -97,7 +97,7 @@ def test_dedupe_keeps_one_record_per_path_and_action_the_last(tmp_path):
 
 
 def test_store_records_tables_written_and_read(tmp_path, log):
-    row = {c: 0 for c in store.TABLE_COLUMNS} | {"suite": "s", "model": "m", "dtype": "float32"}
+    row = {c: 0 for c in store.TABLE_COLUMNS} | {"suite": "s", "model": "m", "dtype": "float32", "variant": "raw"}
     path = store.write_table(pd.DataFrame([row]), tmp_path / "s" / "activations.parquet")
     store.read_table(path)
     records = provenance.read_log(log)
@@ -179,12 +179,13 @@ def test_execute_notebooks_collects_each_notebooks_files(tmp_path, monkeypatch):
     """A notebook run by papermill records into its own log; the run keeps the records."""
     source = (
         '# %% tags=["parameters"]\nx = 1\n\n# %%\n'
-        "import pandas as pd\nfrom massive_activations import fit_suite\n"
+        "import pandas as pd\nfrom massive_activations import registry\n"
         "import os\n"
         "df = pd.DataFrame({'a': [1, 2]})\n"
-        "p = fit_suite.write_fits(df, 'out', 'suite')\n"
-        "fit_suite.read_fits('out', 'suite')\n"
-        "fit_suite.write_fits(df.assign(a=3), 'out', 'suite')\n"
+        "p = 'out/suite/fits.parquet'\n"
+        "registry.atomic_write(p, lambda tmp: df.to_parquet(tmp))\n"
+        "registry.read('fits.parquet', 'out', 'suite')\n"
+        "registry.atomic_write(p, lambda tmp: df.assign(a=3).to_parquet(tmp))\n"
         "print(os.environ['MA_NOTEBOOK'])\n"
     )
     root = _mini_repo(tmp_path / "repo", source)

@@ -9,7 +9,7 @@ and hashes nothing.  ``path`` is relative to the current working directory when 
 lies inside it, else absolute.  The book build (:mod:`massive_activations.book.build`) sets the
 variable to a fresh file for each notebook it executes (the kernel inherits it), reads the
 lines back with :func:`read_log` and lists them on the execution-status page.  The package
-calls :func:`record` where it reads or writes data: :func:`massive_activations.measurement.store.atomic_write`
+calls :func:`record` where it reads or writes data: :func:`massive_activations.registry.atomic_write`
 (every table written), the readers of the activation table, the suite's data folder, the
 fits and the predictor results, the model loaders (GGUF files and local checkpoint folders)
 and the reference values.  Within one process a file's digest is computed once per

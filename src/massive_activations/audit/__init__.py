@@ -27,8 +27,6 @@ from massive_activations.audit.claims_prediction import (
 )
 from massive_activations.audit.ledger import (
     build_ledger,
-    ledger_path,
-    write_ledger,
 )
 from massive_activations.audit.statistics import (
     gaussian_ratio,
@@ -81,7 +79,6 @@ __all__ = [
     "claim_variability",
     "final_checkpoint",
     "gaussian_ratio",
-    "ledger_path",
     "ledger_row",
     "majority",
     "per_model_max",
@@ -89,5 +86,4 @@ __all__ = [
     "spearman_permutation",
     "untestable",
     "wilson_interval",
-    "write_ledger",
 ]

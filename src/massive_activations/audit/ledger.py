@@ -15,7 +15,6 @@ Functions named ``claim_<key>`` take the inputs they need and return one row (a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import pandas as pd
 
@@ -38,9 +37,8 @@ from massive_activations.audit.verdicts import (
     LEDGER_COLUMNS,
     untestable,
 )
-from massive_activations.measurement.store import write_derived
 
-__all__ = ["build_ledger", "ledger_path", "write_ledger"]
+__all__ = ["build_ledger"]
 
 
 def build_ledger(
@@ -110,17 +108,3 @@ def build_ledger(
     if bad.any().any():
         raise RuntimeError(f"Empty ledger cells: {ledger.columns[bad.any()].tolist()}.")
     return ledger
-
-
-def ledger_path(root: str | Path, suite: str) -> Path:
-    """``<root>/<suite>/ledger.csv``."""
-    return Path(root) / suite / "ledger.csv"
-
-
-def write_ledger(ledger: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write the ledger as CSV (atomically), for auditors who want it outside the book.
-
-    When the folder holds a ``manifest.json``, the file's sha256 is added to it
-    (:func:`massive_activations.provenance.update_manifest`).
-    """
-    return write_derived(ledger, ledger_path(root, suite))

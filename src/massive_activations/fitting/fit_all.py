@@ -17,7 +17,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,6 @@ from massive_activations import reference
 from massive_activations.fitting.hypotheses import HYPOTHESES
 from massive_activations.fitting.procedures import FitResult, fit_series, get_procedure
 from massive_activations.fitting.uncertainty import assess, is_identified
-from massive_activations.measurement.store import read_derived, write_derived
 from massive_activations.measurement.trajectories import (
     LayerSequences,
     layer_sequences,
@@ -42,14 +40,11 @@ __all__ = [
     "fit_all",
     "fit_layer",
     "fit_row",
-    "fits_path",
-    "read_fits",
     "recovery_table",
     "regime_table",
     "table1",
     "table5",
     "window_effect",
-    "write_fits",
 ]
 
 #: Every parameter name of every hypothesis (the per-parameter columns of ``fits.parquet``).
@@ -295,28 +290,6 @@ def fit_all(
     df["_h"] = df["hypothesis"].map(order)
     df = df.sort_values(["model", "layer", "_h", "procedure"], kind="stable")
     return df.drop(columns="_h").reset_index(drop=True)
-
-
-def fits_path(root: str | Path, suite: str) -> Path:
-    """``<root>/<suite>/fits.parquet``."""
-    return Path(root) / suite / "fits.parquet"
-
-
-def write_fits(fits: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write the fits table to ``<root>/<suite>/fits.parquet`` atomically.
-
-    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
-    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
-    """
-    return write_derived(fits, fits_path(root, suite))
-
-
-def read_fits(root: str | Path, suite: str) -> pd.DataFrame:
-    """Read ``<root>/<suite>/fits.parquet``."""
-    return read_derived(
-        fits_path(root, suite),
-        "run fit_all on the suite's activation table and write_fits (chapter 4).",
-    )
 
 
 def _paper_col(models, values: pd.Series) -> list:

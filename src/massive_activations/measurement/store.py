@@ -18,14 +18,14 @@ nothing that finished and, as each unit is one file, never duplicates rows.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from massive_activations import provenance
+from massive_activations.registry import atomic_write
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -33,14 +33,11 @@ __all__ = [
     "UNIT",
     "VARIANTS",
     "ActivationStore",
-    "atomic_write",
     "find_shards",
     "merge_tables",
     "parse_shard",
-    "read_derived",
     "read_table",
     "shard_jobs",
-    "write_derived",
     "write_table",
 ]
 
@@ -78,54 +75,6 @@ _INT = ("step", "layer", "sequence", "top1_position", "top1_channel", "top1_toke
 _FLOAT = ("top1", "top2", "top3", "median", "attn_first_pos")
 _STR = ("suite", "model", "dtype", "variant", "status")
 _SHARD = re.compile(r"^activations\.shard-(?P<i>[0-9]+)-of-(?P<n>[0-9]+)\.parquet$")
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then move it into place.
-
-    The written file is recorded in the provenance log
-    (:func:`massive_activations.provenance.record`, a no-op unless ``MA_PROVENANCE_LOG`` is
-    set).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    provenance.record(path, "write")
-    return path
-
-
-def write_derived(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table that a chapter derives from a suite's data, beside that data.
-
-    Parquet (or CSV for a ``.csv`` path), written with :func:`atomic_write`; when the folder
-    holds a ``manifest.json`` (written by ``make data``), the file's sha256 is added to it
-    under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
-    """
-    path = Path(path)
-    if path.suffix == ".csv":
-        path = atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
-    else:
-        path = atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
-    provenance.update_manifest(path.parent, path)
-    return path
-
-
-def read_derived(path: str | Path, fix: str) -> pd.DataFrame:
-    """Read a derived parquet table (recorded in the provenance log).
-
-    Raises FileNotFoundError naming the path and ``fix`` (how to make the file).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No file at {path}: {fix}")
-    table = pd.read_parquet(path)
-    provenance.record(path, "read")
-    return table
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:

@@ -41,25 +41,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from massive_activations import reference
-from massive_activations.measurement.store import write_derived
 from massive_activations.measurement.trajectories import paper_model_key
 
 __all__ = [
     "FEATURE_NAMES",
     "Architecture",
     "architecture",
-    "features_path",
     "features_table",
     "layer_features",
     "pythia_architectures",
     "suite_architectures",
-    "write_features",
 ]
 
 #: Paper Table 4's features, in the order of the table.
@@ -254,23 +250,3 @@ def features_table(specs: Iterable) -> pd.DataFrame:
     if not frames:
         raise ValueError("features_table needs at least one architecture.")
     return pd.concat(frames, ignore_index=True)
-
-
-def features_path(root: str | Path, suite: str) -> Path:
-    """``<root>/<suite>/features.parquet``."""
-    return Path(root) / suite / "features.parquet"
-
-
-def write_features(features: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write a features table (rows of :func:`layer_features`) atomically to
-    :func:`features_path`.
-
-    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
-    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
-    """
-    missing = [c for c in ("model", "layer", *FEATURE_NAMES) if c not in features.columns]
-    if missing:
-        raise ValueError(
-            f"The features table lacks columns {missing}; build it with layer_features."
-        )
-    return write_derived(features, features_path(root, suite))

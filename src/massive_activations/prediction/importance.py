@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from massive_activations.measurement.store import read_derived, write_derived
+from massive_activations import registry
 from massive_activations.prediction.data import target_data
 from massive_activations.prediction.estimators import transformed_neg_mse
 from massive_activations.prediction.features import FEATURE_NAMES
@@ -34,9 +34,8 @@ __all__ = [
     "drivers",
     "explain",
     "explain_highest",
-    "importance_path",
+    "importances_by_target",
     "permutation_importances",
-    "read_importances",
     "write_importances",
 ]
 
@@ -127,11 +126,6 @@ def drivers(
     return out, skipped
 
 
-def importance_path(root: str | Path, suite: str) -> Path:
-    """``<root>/<suite>/importance.parquet``."""
-    return Path(root) / suite / "importance.parquet"
-
-
 def write_importances(
     importances: Mapping[str, pd.DataFrame], root: str | Path, suite: str
 ) -> Path:
@@ -152,15 +146,12 @@ def write_importances(
             {c: pd.Series(dtype=object if i < 5 else float) for i, c in enumerate(_COLUMNS)}
         )
     )
-    return write_derived(table, importance_path(root, suite))
+    return registry.write(table, "importance.parquet", root, suite)
 
 
-def read_importances(root: str | Path, suite: str) -> dict[str, pd.DataFrame]:
-    """Read ``importance.parquet`` back into ``{target: table}`` (with ``attrs``)."""
-    table = read_derived(
-        importance_path(root, suite),
-        "run chapter 5 (notebooks/05_predicting.py) on this suite first.",
-    )
+def importances_by_target(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``importance.parquet``'s table (``registry.read("importance.parquet", ...)``) as
+    :func:`drivers` returned it: ``{target: table}`` with ``attrs``."""
     out = {}
     for t, part in table.groupby("target", sort=False):
         imp = part[["feature", "importance", "importance_std", "rank"]].reset_index(drop=True)

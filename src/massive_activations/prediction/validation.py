@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,6 @@ from sklearn.model_selection import (
 from tqdm import tqdm
 
 from massive_activations import reference
-from massive_activations.measurement.store import read_derived, write_derived
 from massive_activations.prediction.data import TargetData, target_data
 from massive_activations.prediction.estimators import (
     MODEL_TYPES,
@@ -60,10 +58,7 @@ __all__ = [
     "CVRun",
     "cross_validate",
     "evaluate",
-    "predictor_path",
-    "read_predictor",
     "table3",
-    "write_predictor",
 ]
 
 #: Validation protocols (see the module docstring).
@@ -382,28 +377,3 @@ def table3(results: pd.DataFrame) -> pd.DataFrame:
         kind="stable",
     )
     return out.reset_index(drop=True)
-
-
-def predictor_path(root: str | Path, suite: str) -> Path:
-    """``<root>/<suite>/predictor.parquet``."""
-    return Path(root) / suite / "predictor.parquet"
-
-
-def write_predictor(results: pd.DataFrame, root: str | Path, suite: str) -> Path:
-    """Write the results of :func:`evaluate` atomically to :func:`predictor_path`.
-
-    When the folder holds a ``manifest.json`` (written by ``make data``), the file's sha256
-    is added to it under ``"derived"`` (:func:`massive_activations.provenance.update_manifest`).
-    """
-    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
-    if missing:
-        raise ValueError(f"The results table lacks columns {missing}; build it with evaluate.")
-    return write_derived(results, predictor_path(root, suite))
-
-
-def read_predictor(root: str | Path, suite: str) -> pd.DataFrame:
-    """Read ``<root>/<suite>/predictor.parquet``."""
-    return read_derived(
-        predictor_path(root, suite),
-        "run predictor.evaluate on the suite's fits and write_predictor (chapter 5).",
-    )

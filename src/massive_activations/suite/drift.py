@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from massive_activations import provenance
-from massive_activations.measurement.store import ActivationStore, atomic_write
+from massive_activations import provenance, registry
+from massive_activations.measurement.store import ActivationStore
 from massive_activations.suite.configs import get_suite
 from massive_activations.suite.corpus import load_corpus
 from massive_activations.suite.make_data import suite_tokens
 from massive_activations.suite.train import train_model
 
-__all__ = ["compare_measurements", "drift_path", "main", "measure_drift", "retrain_prefix"]
+__all__ = ["compare_measurements", "main", "measure_drift", "retrain_prefix"]
 
 _KEYS = ["model", "variant", "step", "layer", "sequence"]
 
@@ -121,11 +121,6 @@ def compare_measurements(committed: pd.DataFrame, rerun: pd.DataFrame) -> dict:
     return out
 
 
-def drift_path(data_dir: Path | str, suite: str) -> Path:
-    """``<data_dir>/<suite>/drift.json``."""
-    return Path(data_dir) / suite / "drift.json"
-
-
 def measure_drift(
     suite: str = "default",
     model: str = "L2-d128-h4",
@@ -165,9 +160,9 @@ def measure_drift(
         row = {"threads": int(n), "seconds": round(time.perf_counter() - started, 1)}
         row.update(compare_measurements(committed, rerun))
         result["runs"].append(row)
-    path = drift_path(data_dir, suite)
+    path = registry.path("drift.json", data_dir, suite)
     text = json.dumps(result, indent=1, sort_keys=True) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    registry.atomic_write(path, lambda tmp: tmp.write_text(text))
     provenance.update_manifest(folder, path)
     return result
 

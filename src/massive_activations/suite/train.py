@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 
 from massive_activations.measurement.measure import measure_inputs
-from massive_activations.measurement.store import ActivationStore, atomic_write
+from massive_activations.measurement.store import ActivationStore
+from massive_activations.registry import atomic_write
 from massive_activations.suite.configs import (
     ModelSpec,
     Recipe,
