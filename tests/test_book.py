@@ -10,8 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from massive_activations.book import build as book
-from massive_activations.book.build import build_book, notebook_order, repo_root
+from massive_activations import book
+from massive_activations.book import build_book, notebook_order, repo_root
+from massive_activations.book.execute import check_parameters
 
 ROOT = repo_root()
 GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
@@ -250,7 +251,7 @@ def test_profiles_only_name_parameters_the_notebooks_define():
     for profile in profiles.values():
         for name, params in (profile.get("notebooks") or {}).items():
             nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
-            book._check_parameters(name, nb, params or {})
+            check_parameters(name, nb, params or {})
 
 
 def test_notebooks_open_with_what_they_reproduce_and_need():

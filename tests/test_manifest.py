@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from massive_activations import provenance, registry
-from massive_activations.book.build import repo_root
+from massive_activations.book import repo_root
 
 ROOT = repo_root()
 

@@ -10,9 +10,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from massive_activations import provenance
-from massive_activations.book import build as book
-from massive_activations.book.build import NotebookRun, annotate_notebook, jupytext_code_cells
+from massive_activations import book, provenance
+from massive_activations.book import NotebookRun, annotate_notebook, jupytext_code_cells
 from massive_activations.measurement import store
 
 
@@ -97,7 +96,12 @@ def test_dedupe_keeps_one_record_per_path_and_action_the_last(tmp_path):
 
 
 def test_store_records_tables_written_and_read(tmp_path, log):
-    row = {c: 0 for c in store.TABLE_COLUMNS} | {"suite": "s", "model": "m", "dtype": "float32", "variant": "raw"}
+    row = {c: 0 for c in store.TABLE_COLUMNS} | {
+        "suite": "s",
+        "model": "m",
+        "dtype": "float32",
+        "variant": "raw",
+    }
     path = store.write_table(pd.DataFrame([row]), tmp_path / "s" / "activations.parquet")
     store.read_table(path)
     records = provenance.read_log(log)

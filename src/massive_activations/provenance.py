@@ -6,7 +6,7 @@ Two independent tools.
 ``{"path", "action", "sha256", "bytes"}``, to the file named by the environment variable
 ``MA_PROVENANCE_LOG`` (:data:`LOG_ENV`); when it is unset, :func:`record` returns at once
 and hashes nothing.  ``path`` is relative to the current working directory when the file
-lies inside it, else absolute.  The book build (:mod:`massive_activations.book.build`) sets the
+lies inside it, else absolute.  The book build (:mod:`massive_activations.book`) sets the
 variable to a fresh file for each notebook it executes (the kernel inherits it), reads the
 lines back with :func:`read_log` and lists them on the execution-status page.  The package
 calls :func:`record` where it reads or writes data: :func:`massive_activations.registry.atomic_write`
