@@ -301,11 +301,7 @@ DEFAULT = Suite(
                 (4, 128, 8),
             )
         ),
-        *(
-            _spec(n_layers, 128, 4, 8000, seed=seed)
-            for n_layers in (4, 8, 2)
-            for seed in (1, 2)
-        ),
+        *(_spec(n_layers, 128, 4, 8000, seed=seed) for n_layers in (4, 8, 2) for seed in (1, 2)),
         _spec(4, 128, 4, 8000, packing=True),
     ),
 )

@@ -31,9 +31,11 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 __all__ = [
     "DEBIAN_PACKAGES",
@@ -328,70 +330,24 @@ class DebianPackage:
     licence: str = ""
 
 
-_SPHINX = ("*/_sources/*.txt",)
-_RUST_BOOKS = ("book", "reference", "nomicon", "rust-by-example", "edition-guide", "embedded-book",
-               "rustc")  # fmt: skip
-_SPHINX_NOISE = ("*/genindex*", "*/search.*", "*/py-modindex*", "*/_modules/*", "*/_static/*")
+def _debian_packages() -> tuple[DebianPackage, ...]:
+    source = resources.files("massive_activations.suite").joinpath("debian_packages.yml")
+    records = yaml.safe_load(source.read_text())["packages"]
+    return tuple(
+        DebianPackage(
+            r["name"],
+            r["version"],
+            tuple(r["include"]),
+            tuple(r.get("exclude", ())),
+            r.get("licence", ""),
+        )
+        for r in records
+    )
 
-#: The large corpus: Debian 12 (bookworm) documentation packages, pinned.
-DEBIAN_PACKAGES: tuple[DebianPackage, ...] = (
-    DebianPackage("python3.11-doc", "3.11.2-6+deb12u9", _SPHINX, licence="PSF-2.0"),
-    DebianPackage("python-django-doc", "3:3.2.25-0+deb12u7", ("*/html/*.html",), _SPHINX_NOISE),
-    DebianPackage("bash-doc", "5.2.15-2", ("usr/share/doc/bash/bashref.html",)),
-    DebianPackage("git-doc", "1:2.39.5-0+deb12u3", ("usr/share/doc/git-doc/*.txt",)),
-    DebianPackage("debian-reference-en", "2.100", ("usr/share/debian-reference/*.en.html",)),
-    DebianPackage("debian-handbook", "11.20220922", ("*/html/en-US/*.html",)),
-    DebianPackage("developers-reference", "12.18", _SPHINX),
-    DebianPackage("maint-guide", "1.2.53", ("*/html/*.en.html",)),
-    DebianPackage("debian-policy", "4.6.2.0", _SPHINX),
-    DebianPackage("postgresql-doc-15", "15.20-0+deb12u1", ("*/html/*.html",)),
-    DebianPackage(
-        "sqlite3-doc",
-        "3.40.1-2+deb12u2",
-        ("usr/share/doc/sqlite3/*.html",),
-        ("*/search.d/*", "*/c3ref/*", "*/releaselog/*", "*/syntax/*"),
-    ),
-    DebianPackage("perl-doc", "5.36.0-7+deb12u4", ("usr/share/perl/*/pod/*.pod",)),
-    DebianPackage("manpages", "6.03-2", ("usr/share/man/man*/*.gz",)),
-    DebianPackage(
-        "manpages-dev",
-        "6.03-2",
-        ("usr/share/man/man*/*.gz",),
-        licence="GPL-2+ and others, as manpages (Linux-man-pages-copyleft, BSD, Expat)",
-    ),
-    DebianPackage("sphinx-doc", "5.3.0-4", _SPHINX),
-    DebianPackage("python-sqlalchemy-doc", "1.4.46+ds1-1", ("*/rst/*.rst",), ("*/changelog/*",)),
-    DebianPackage("python-pytest-doc", "7.2.1-2", _SPHINX),
-    DebianPackage("python-flask-doc", "2.2.2-3", _SPHINX),
-    DebianPackage("python-werkzeug-doc", "2.2.2-3+deb12u1", _SPHINX),
-    DebianPackage("python-click-doc", "8.1.3-2", _SPHINX),
-    DebianPackage("python-requests-doc", "2.28.1+dfsg-1", _SPHINX),
-    DebianPackage("python-celery-doc", "5.2.6-5", _SPHINX),
-    DebianPackage("python-tornado-doc", "6.2.0-3+deb12u4", _SPHINX),
-    DebianPackage("python-setuptools-doc", "66.1.1-1+deb12u2", _SPHINX),
-    DebianPackage("cmake-doc", "3.25.1-1", _SPHINX, licence="BSD-3-clause (as cmake-data)"),
-    DebianPackage("python-pandas-doc", "1.5.3+dfsg-2", _SPHINX, ("*/reference/api/*",)),
-    DebianPackage("python-sympy-doc", "1.11.1-1", _SPHINX),
-    DebianPackage("linux-doc-6.1", "6.1.192-3", _SPHINX, ("*/_sources/translations/*",)),
-    DebianPackage(
-        "rust-doc",
-        "1.63.0+dfsg1-2",
-        tuple(f"*/html/{book}/*.html" for book in _RUST_BOOKS),
-        ("*/print.html", "*-edition/*", "*/toc.html"),
-    ),
-    DebianPackage("vim-runtime", "2:9.0.1378-2+deb12u2", ("usr/share/vim/vim*/doc/*.txt",)),
-    DebianPackage(
-        "nodejs-doc", "18.20.4+dfsg-1~deb12u3", ("*/nodejs/api/*.html",), ("*/all.html",)
-    ),
-    DebianPackage("zsh-doc", "5.9-4", ("*/html/*.html",), licence="Zsh (MIT-like, as zsh-common)"),
-    DebianPackage(
-        "debian-faq",
-        "11.1",
-        ("usr/share/doc/debian/FAQ/*.html",),
-        licence="verbatim copying and modification permitted with this notice (SPI)",
-    ),
-    DebianPackage("libssl-doc", "3.0.22-1~deb12u2", ("usr/share/man/man*/*.gz",)),
-)
+
+#: The large corpus: Debian 12 (bookworm) documentation packages, pinned in
+#: ``debian_packages.yml`` beside this module.
+DEBIAN_PACKAGES: tuple[DebianPackage, ...] = _debian_packages()
 
 
 def _large_key(packages: Iterable[DebianPackage]) -> str:
