@@ -51,7 +51,6 @@ from myst_nb import glue
 
 from massive_activations import prediction, registry
 from massive_activations.datasets.activations import suite_activations
-from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.measurement.trajectories import trajectories
 from massive_activations.prediction.features import (
     FEATURE_NAMES,
@@ -60,6 +59,7 @@ from massive_activations.prediction.features import (
     suite_architectures,
 )
 from massive_activations.prediction.importance import best_model, drivers, write_importances
+from massive_activations.prediction.synthetic import architecture_fits
 from massive_activations.prediction.unseen import held_out_curves, pythia_predictions
 
 sns.set_theme(context="notebook", style="whitegrid")

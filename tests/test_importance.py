@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from massive_activations import prediction, registry
-from massive_activations.fitting.synthetic import architecture_fits
 from massive_activations.prediction import importance as I
+from massive_activations.prediction.synthetic import architecture_fits
 
 
 @pytest.fixture(scope="module")

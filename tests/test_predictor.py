@@ -10,9 +10,10 @@ from sklearn.model_selection import GroupKFold
 from massive_activations import prediction, registry
 from massive_activations.curve import eq9
 from massive_activations.fitting.fit_all import fit_all
-from massive_activations.fitting.synthetic import EXAMPLE_CURVES, architecture_fits, simulate_table
+from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_table
 from massive_activations.prediction import estimators
 from massive_activations.prediction.features import FEATURE_NAMES
+from massive_activations.prediction.synthetic import architecture_fits
 from massive_activations.schedule import scaled_schedule
 
 FAST = {  # one value per parameter (two for Ridge): the tests stay fast

@@ -8,7 +8,7 @@ import pytest
 
 from massive_activations import prediction
 from massive_activations.curve import eq9
-from massive_activations.fitting.synthetic import architecture_fits
+from massive_activations.prediction.synthetic import architecture_fits
 from massive_activations.prediction.unseen import held_out_curves, pythia_predictions
 
 

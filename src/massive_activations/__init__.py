@@ -1,30 +1,144 @@
 """Reproducible companion to 'Hidden Dynamics of Massive Activations in Transformer Training'.
 
-Modules
--------
+The package follows the paper's pipeline, one subpackage per stage and chapter of the book.
+A module imports only from its own stage or the stages listed before it
+(``tests/test_layering.py`` checks it); :data:`STAGES` gives the order.
+
+Shared (every stage may use them)
+---------------------------------
 curve
     The paper's curve model (Eqs. 9-14): evaluation, Jacobians, conversions, peak time.
 schedule
     Pythia's checkpoint schedule and scaled-down Pythia-shaped schedules.
-corpus, tokenizer, suite, train, make_data
-    The embedded default: a mini GPT-NeoX suite trained from scratch on a CPU.
-measure, sources, store, extract, raw_import
-    Massive-activation statistics from any checkpoint series (Pythia revisions, local suites,
-    a GGUF model) and the paper's released raw files, into one resumable parquet table.
-suite_data, activation_data
-    The notebooks' loaders: a suite's data folder, and activation tables from any source.
-trajectories, hypotheses, alternatives, fit_problem, fitting, uncertainty, batch_lsq,
-fit_suite, synthetic
-    Per-layer trajectories and their curve fits with uncertainty, tested on synthetic
-    trajectories of known parameters.
-features, predictor
-    Architecture features (paper Table 4) and the predictors of the curve parameters.
 reference
-    The paper's reported values, from one cited data file.
+    The paper's reported values and the Pythia facts, from one cited data file
+    (``reference/paper_values.yml``).
+registry
+    The one registry of data files (``reference/data_files.yml``): what each file of a data
+    folder holds, which stage writes it, its columns; paths, reads and checked, atomic writes.
+provenance
+    The record of every data file a notebook reads or writes, and the manifest checks.
 plots
-    Figures shared by the notebooks.
-book
-    Executes the notebooks with papermill and builds the Jupyter Book.
+    Figures shared by the chapters.
+
+measurement (chapter 3, "Measuring massive activations")
+--------------------------------------------------------
+measurement.sources
+    Checkpoint series: Pythia revisions on the hub, hub-shaped local caches, local suites,
+    a GGUF model.
+measurement.measure
+    Forward hooks that reduce each decoder layer's output to top-1/2/3 and median (Eqs. 1-8).
+measurement.store
+    The activation table on disk: resumable per checkpoint, sharded, atomic.
+measurement.extract
+    Extraction of a checkpoint series into the table (command line ``extract``).
+measurement.raw_import
+    The paper's released raw statistics files, imported into the same table.
+measurement.trajectories
+    Per-layer trajectories (ratio of means, mean of ratios), variability, top-1 locations.
+
+suite (chapter 2, "Training a mini-Pythia suite")
+------------------------------------------------
+suite.corpus, suite.tokenizer
+    The text (packaged plays, pinned Debian documentation) and the BPE tokenizer.
+suite.configs
+    The suites' architectures, shared recipe, seeds and evaluation sequences.
+suite.train
+    Training one model with Pythia's recipe, measuring every checkpoint as it goes.
+suite.make_data
+    The whole suite's data folder, resumable (``make data``).
+suite.data
+    Reading a suite's data folder (and building it when asked).
+suite.drift
+    How far a regeneration drifts from the committed data.
+
+datasets (the tables every later chapter analyses)
+--------------------------------------------------
+datasets.activations
+    Activation tables by name: our suites, a Pythia model, SmolLM2-135M; architectures.
+
+fitting (chapter 4, "Fitting the dynamics")
+-------------------------------------------
+fitting.hypotheses, fitting.alternatives
+    Eq. 9, Eq. 14 and the step responses (Eqs. 15-18) as fit hypotheses.
+fitting.problem, fitting.procedures, fitting.batch_lsq
+    The least-squares problem, the paper's and our procedures, a batched solver.
+fitting.uncertainty
+    Covariance, profile-likelihood and bootstrap intervals; identifiability.
+fitting.fit_all
+    Every layer of a table fitted under every hypothesis; Tables 1 and 5; regimes.
+fitting.synthetic
+    Trajectories of known parameters, for the known-parameter check.
+
+prediction (chapter 5, "Predicting the dynamics from architecture")
+-------------------------------------------------------------------
+prediction.features
+    Paper Table 4's features of a layer.
+prediction.transforms, prediction.data, prediction.estimators
+    Target transforms, samples, the five regressors and their search.
+prediction.validation
+    The paper's protocols and leave-one-model-out, chance levels, Table 3.
+prediction.unseen, prediction.importance, prediction.synthetic
+    Predictions for unseen architectures; permutation importance and SHAP; targets of known
+    origin.
+
+audit (chapter 6, "The claims ledger")
+--------------------------------------
+audit.statistics, audit.verdicts
+    The tests' statistics; verdict words and decision thresholds.
+audit.claims_activations, audit.claims_fits, audit.claims_prediction
+    One function per claim of the paper.
+audit.ledger
+    The ledger's assembly.
+
+book (the build)
+----------------
+book.execute, book.status, book.annotate, book.data_card, book.build
+    Executing the notebooks, the status page, cell annotations, the data card, the build
+    (``python -m massive_activations.book``).
+
+Main entry points, importable from the top level (loaded on first use):
+:func:`measure_model`, :func:`extract`, :func:`import_raw`, :func:`trajectories`,
+:func:`make_data`, :func:`suite_activations`, :func:`fit_series`, :func:`fit_all`,
+:func:`evaluate`, :func:`fit_predictor`, :func:`build_ledger`, :func:`build_book`.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+#: The stages in pipeline order; a module may import from its own stage and earlier ones.
+STAGES = ("shared", "measurement", "suite", "datasets", "fitting", "prediction", "audit", "book")
+
+#: Top-level names and the module each is loaded from.
+_ENTRY_POINTS = {
+    "measure_model": "massive_activations.measurement.measure",
+    "extract": "massive_activations.measurement.extract",
+    "import_raw": "massive_activations.measurement.raw_import",
+    "trajectories": "massive_activations.measurement.trajectories",
+    "make_data": "massive_activations.suite.make_data",
+    "suite_activations": "massive_activations.datasets.activations",
+    "fit_series": "massive_activations.fitting.procedures",
+    "fit_all": "massive_activations.fitting.fit_all",
+    "evaluate": "massive_activations.prediction.validation",
+    "fit_predictor": "massive_activations.prediction.unseen",
+    "build_ledger": "massive_activations.audit.ledger",
+    "build_book": "massive_activations.book.build",
+}
+
+__all__ = ["STAGES", "__version__", *_ENTRY_POINTS]
+
+
+def __getattr__(name: str):
+    """Load a top-level entry point (or a subpackage) on first use."""
+    if name in _ENTRY_POINTS:
+        value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'massive_activations' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ENTRY_POINTS})

@@ -6,7 +6,8 @@ features of a layer), :mod:`~massive_activations.prediction.transforms` (target 
 :mod:`~massive_activations.prediction.estimators` (the five regressors and their search),
 :mod:`~massive_activations.prediction.validation` (protocols, chance levels, Table 3),
 :mod:`~massive_activations.prediction.unseen` (predictions for architectures never seen),
-:mod:`~massive_activations.prediction.importance` (permutation importance and SHAP).
+:mod:`~massive_activations.prediction.importance` (permutation importance and SHAP), and
+:mod:`~massive_activations.prediction.synthetic` (targets of known origin, for the tests).
 """
 
 from massive_activations.prediction.data import (
@@ -41,6 +42,9 @@ from massive_activations.prediction.importance import (
     importances_by_target,
     permutation_importances,
     write_importances,
+)
+from massive_activations.prediction.synthetic import (
+    architecture_fits,
 )
 from massive_activations.prediction.transforms import (
     TARGETS,
@@ -86,6 +90,7 @@ __all__ = [
     "TargetData",
     "YeoJohnson",
     "architecture",
+    "architecture_fits",
     "best_model",
     "check_target",
     "cross_validate",
