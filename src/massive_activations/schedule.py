@@ -1,7 +1,7 @@
 """Checkpoint schedules: Pythia's 154 revisions and Pythia-shaped schedules scaled down.
 
 Pythia saves ``step0``, the powers of two ``step1 ... step512``, then every 1,000 steps to
-``step143000`` (NOTES.md section 8): 1 + 10 + 143 = 154 checkpoints.
+``step143000`` (Biderman et al. 2023; the book's page "Reading the paper"): 1 + 10 + 143 = 154 checkpoints.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The alternative hypotheses of paper Table 5: first- and second-order step responses.
 
 The paper tests "first-order and second-order step responses (under-, critically and
-over-damped)" (its Eqs. 15-18) and rejects them on R^2 and AIC, but NOTES.md does not give
-those equations.  The forms below are **our reading**: the textbook unit-step responses of
+over-damped)" (its Eqs. 15-18) and rejects them on R^2 and AIC, but does not write
+those equations out in a form we could copy.  The forms below are **our reading**: the textbook unit-step responses of
 ``1 / (tau s + 1)`` and ``w^2 / (s^2 + 2 zeta w s + w^2)``, shifted and scaled so that ``K``
 is the asymptote, as in Eq. 9 (Eq. 10: ``f -> K``).
 

@@ -1,7 +1,7 @@
 """The four hypotheses fitted to a trajectory, in the normalised space the fits run in.
 
 Every fit normalises the data first (both procedures; the paper says it normalises but not
-how, NOTES.md section 4, so this is our choice): steps ``u = t / t_scale`` with ``t_scale``
+how (Section 5; the book's page "Reading the paper"), so this is our choice): steps ``u = t / t_scale`` with ``t_scale``
 the last step of the series, values ``z = (y - y_min) / y_scale`` with min-max scaling over
 the fitted window.  Each hypothesis keeps its functional form under this affine change, so
 the normalised parameters ``p`` map back *exactly* to the original ones by an affine map
@@ -132,7 +132,7 @@ class Hypothesis:
         return M, c
 
     def paper_guess(self, u, z) -> np.ndarray:
-        """The paper's initial guess (Eq. 9; NOTES.md section 4) in normalised units.
+        """The paper's initial guess (Eq. 9 and Section 5) in normalised units.
 
         ``A0 = max(z) - min(z)``, ``K0 = min(z) + A0/2``, ``lam0 = 1/std(u)``,
         ``gam0 = 1/range(u)``, ``t0_0 = 1``.  Eq. 14 starts from the same curve

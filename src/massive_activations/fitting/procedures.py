@@ -2,7 +2,7 @@
 
 Two procedures, selected by name (:data:`PROCEDURES`):
 
-``"paper"`` (as reported, NOTES.md section 4)
+``"paper"`` (as reported in Section 5)
     Normalise (min-max ``y``, ``t / t_max``; the paper does not say how, this is our
     choice, see :mod:`~massive_activations.fitting.hypotheses`), fit with Trust Region Reflective and
     the analytic Jacobian, unweighted, over every checkpoint, from the paper's initial guess,

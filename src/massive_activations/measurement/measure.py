@@ -1,8 +1,8 @@
 """Massive-activation statistics of every decoder layer, reduced on the model's device.
 
 For each decoder layer ``l = 1..L`` and each input sequence, the output ``h_l`` of the layer
-(after both residual additions, before the final norm; NOTES.md section 1) is reduced to the
-paper's statistics (Eqs. 1-8, Sun et al.'s ``exp2``, NOTES.md section 9):
+(after both residual additions, before the final norm; paper Eqs. 1-8) is reduced to the
+paper's statistics (Eqs. 1-8, as Sun et al.'s ``exp2`` computes them; the book's page "Reading the paper"):
 
 * ``top1``, ``top2``, ``top3``: the three largest ``|h_l|`` over all ``seq_len x d`` elements;
 * ``median``: ``torch.median`` of ``|h_l|`` over the same elements, i.e. the *lower* median

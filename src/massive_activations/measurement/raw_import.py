@@ -1,6 +1,6 @@
 """Import the paper's released raw files into the activation table.
 
-The release (NOTES.md section 2) holds ``pythia_{size}/stats/exp2_pythia_{size}_step{N}``: a
+The release (the book's page "Reading the paper", section on the released statistics) holds ``pythia_{size}/stats/exp2_pythia_{size}_step{N}``: a
 text file with a Python literal of shape ``n_sequences x 4 x L`` (10 sequences;
 ``[top1, top2, top3, median]``; L layers), as Sun et al.'s ``exp2`` writes it.  The files
 record no location of the top-1, so ``top1_position``, ``top1_channel`` and ``top1_token`` are
@@ -121,7 +121,7 @@ def import_raw(
     store : ActivationStore
         The suite to write.
     dtype : str, default "float16"
-        Dtype the statistics were measured in (the release used fp16; NOTES.md section 1).
+        Dtype the statistics were measured in (the release used fp16, as Sun et al.'s code loads Pythia).
     progress : bool, default False
         Show a progress bar.
 

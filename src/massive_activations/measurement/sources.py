@@ -6,7 +6,7 @@ revisions, a local suite saved with ``save_pretrained`` and the SmolLM2 GGUF fil
 the same code.
 
 * :func:`pythia_checkpoints`: ``EleutherAI/pythia-{size}[-deduped]`` at ``revision="step{N}"``
-  (NOTES.md section 8), with a schedule (:func:`select_steps`).
+  (Biderman et al. 2023), with a schedule (:func:`select_steps`).
 * :func:`hub_checkpoints`: any hub repository whose revisions are named after steps.
 * :func:`local_checkpoints`: a folder ``<root>/<model>/step<N>/`` of ``save_pretrained``
   checkpoints, as the suite's checkpoint cache writes them.
@@ -50,7 +50,7 @@ __all__ = [
     "smollm2_gguf_path",
 ]
 
-#: Pythia model sizes on the hub (NOTES.md section 8).
+#: Pythia model sizes on the hub (Biderman et al. 2023).
 PYTHIA_SIZES = ("14m", "70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
 
 #: Canonical dtype names (as stored in the table) and their aliases.

@@ -8,7 +8,7 @@ module computes:
 * ``ratio``: the ratio of means, ``mean(top1) / mean(median)``, as the paper writes Eq. 8.
   This is the quantity fitted by default;
 * ``ratio_mean``: the mean of per-sequence ratios, ``mean(top1 / median)``, the other reading
-  of Eq. 8 (NOTES.md section 1);
+  of Eq. 8 (the book's page "Reading the paper");
 * ``ratio_top2``, ``ratio_top3``: ratios of means for the second and third largest values
   (paper Fig. 4);
 * ``cv_pct``: the across-sequence coefficient of variation of the per-sequence ratio

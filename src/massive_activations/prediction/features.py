@@ -18,7 +18,7 @@ width ``d_ff`` the ten features of paper Table 4 are (:data:`FEATURE_NAMES`, in 
 
 **Layer index.**  ``l`` counts decoder layers from 1 to ``L``, as the fits table does
 (``layer``, and ``relative_depth = layer / n_layers``): ``l / L = 1`` is the last layer and the
-first is ``1 / L``.  The paper is ambiguous (NOTES.md section 7: it writes "0 = first layer,
+first is ``1 / L``.  The paper is ambiguous (Table 4; the book's page "Reading the paper", section on the predictor: it writes "0 = first layer,
 1 = last layer" for ``l / L``, which no single integer index gives).  The other choices change
 the position features only: 0-based ``l = 0..L-1`` shifts every ``l / L`` down by ``1 / L``
 (the first layer gets 0 in the four position features and in ``l * L``, the last
@@ -33,7 +33,7 @@ it is a constant feature; it is kept so that the feature set is the paper's.
 Architectures come from :func:`architecture` (a suite's
 :class:`~massive_activations.suite.configs.ModelSpec`, a mapping, a suite-style name
 ``"L4-d128-h4"`` or a Pythia name such as ``"pythia-1.4b"``), the Pythia ones from the
-reference file (``reference.table("pythia_architectures")``, NOTES.md section 8).
+reference file (``reference.table("pythia_architectures")``, from Pythia's README and model configs).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ evaluation sequences, seeds) shared by every model, plus the :class:`ModelSpec` 
 The two suites, ``smoke`` (tests, < 1 minute) and ``default`` (the released dataset), are
 defined here and only here: :data:`SUITES`.
 
-Models are ``transformers`` GPT-NeoX models built like Pythia (NOTES.md section 8): rotary on a
+Models are ``transformers`` GPT-NeoX models built like Pythia (Biderman et al. 2023; the Pythia table of the reference file): rotary on a
 quarter of each head, parallel attention + MLP residual, untied embeddings, LayerNorm, GELU,
 no dropout, d_ff = 4 d, and Pythia's initialisation (``small_init`` for embeddings and input
 projections, ``wang_init`` for the output projections of attention and MLP).
