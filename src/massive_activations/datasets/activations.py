@@ -27,7 +27,7 @@ from massive_activations.measurement.sources import (
     pythia_checkpoints,
     select_steps,
 )
-from massive_activations.measurement.store import ActivationStore
+from massive_activations.measurement.store import DEFAULT_VARIANT, VARIANTS, ActivationStore
 from massive_activations.suite.configs import SUITES
 from massive_activations.suite.data import load_suite_data, read_suite_data
 
@@ -35,6 +35,7 @@ __all__ = [
     "architectures_table",
     "evaluation_text",
     "pretrained_activations",
+    "select_variant",
     "suite_activations",
 ]
 
@@ -66,8 +67,9 @@ def suite_activations(
     dtype: str = "float32",
     device: str = "cpu",
     progress: bool = False,
+    variant: str | None = DEFAULT_VARIANT,
 ) -> pd.DataFrame:
-    """The activation table of ``suite``, restricted to the chosen checkpoints.
+    """The activation table of ``suite``, restricted to the chosen checkpoints and variant.
 
     Parameters
     ----------
@@ -85,22 +87,43 @@ def suite_activations(
         settings recorded in their data folder).
     progress : bool
         Progress bars while training or extracting.
+    variant : str or None, default "raw"
+        Evaluation sequences (:data:`~massive_activations.measurement.store.VARIANTS`):
+        ``"raw"`` text slices as the paper takes them, ``"eot_first"`` (our suites only), or
+        None for every variant measured.
     """
     if suite in SUITES:
         table = load_suite_data(suite, data_dir, reuse=reuse, device=device, progress=progress)
         table = table.activations
         keep = select_steps(sorted(table.step.unique()), checkpoints)
-        return table[table.step.isin(keep)].reset_index(drop=True)
-    if suite.startswith("pythia-"):
+        table = table[table.step.isin(keep)]
+    elif suite.startswith("pythia-"):
         chosen = pythia_checkpoints(suite, checkpoints)
         store = ActivationStore(data_dir, suite)
         ids = _eval_ids(chosen[0], n_sequences, seq_len)
-        return extract(chosen, ids, store, dtype=dtype, device=device, progress=progress)
-    raise ValueError(
-        f"Unknown suite {suite!r}: use one of {sorted(SUITES)} (our suites) or "
-        "'pythia-<size>' such as 'pythia-70m' (needs the hub or its cache, and a GPU for the "
-        "larger sizes)."
-    )
+        table = extract(chosen, ids, store, dtype=dtype, device=device, progress=progress)
+    else:
+        raise ValueError(
+            f"Unknown suite {suite!r}: use one of {sorted(SUITES)} (our suites) or "
+            "'pythia-<size>' such as 'pythia-70m' (needs the hub or its cache, and a GPU for "
+            "the larger sizes)."
+        )
+    return select_variant(table, variant, suite)
+
+
+def select_variant(
+    table: pd.DataFrame, variant: str | None, source: str = "the table"
+) -> pd.DataFrame:
+    """The rows of one evaluation variant (all rows for None); an error names what exists."""
+    if variant is None:
+        return table.reset_index(drop=True)
+    present = sorted(table["variant"].unique())
+    if variant not in present:
+        raise ValueError(
+            f"{source} has no measurements of variant {variant!r}; it has {present}. Pass one "
+            f"of them as variant= (variants: {sorted(VARIANTS)})."
+        )
+    return table[table["variant"] == variant].reset_index(drop=True)
 
 
 def pretrained_activations(
