@@ -37,6 +37,7 @@ import numpy as np
 from scipy import special, stats
 
 from massive_activations.fitting.batch_lsq import batch_least_squares
+from massive_activations.fitting.intervals import REFIT, expanded_tail
 from massive_activations.fitting.procedures import FitResult
 from massive_activations.measurement.trajectories import LayerSequences
 
@@ -155,35 +156,19 @@ class Bootstrap:
         return int(self.params.shape[0])
 
 
-def _tail(level: float, n_clusters: int | None) -> float:
-    """Lower tail probability of a central ``level`` interval, expanded for few clusters.
-
-    Hesterberg's expanded percentile interval (*What teachers should know about the
-    bootstrap*, The American Statistician 69, 2015): with ``n`` resampled units, use the
-    percentiles at ``Phi(-sqrt(n / (n - 1)) * t(1 - a, n - 1))`` instead of ``a``; it
-    corrects the bootstrap's ``(n - 1) / n`` variance bias and the t-quantile of a small
-    sample (10 sequences: 0.85 % instead of 2.5 % for a 95 % interval).
-    """
-    a = 0.5 - level / 2
-    if n_clusters is None or n_clusters < 3:
-        return a
-    z = np.sqrt(n_clusters / (n_clusters - 1)) * stats.t.isf(a, n_clusters - 1)
-    return float(stats.norm.sf(z))
-
-
 def percentile_ci(
     values, level: float = 0.95, n_clusters: int | None = None
 ) -> tuple[float, float]:
     """Percentile interval of ``values``, where ``+-inf`` are allowed (NaN if empty).
 
     With ``n_clusters`` (the number of resampled sequences) the interval is Hesterberg's
-    expanded percentile interval (see :func:`_tail`).
+    expanded percentile interval (:func:`~massive_activations.fitting.intervals.expanded_tail`).
     """
     v = np.asarray(values, float)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return (np.nan, np.nan)
-    a = _tail(level, n_clusters)
+    a = expanded_tail(level, n_clusters)
     q = np.quantile(np.clip(v, -_BIG, _BIG), [a, 1 - a])
     q = np.where(q >= _BIG / 10, np.inf, np.where(q <= -_BIG / 10, -np.inf, q))
     return (float(q[0]), float(q[1]))
@@ -226,9 +211,8 @@ def bootstrap(
     Z, W = np.where(good[:, None], Z, 0.0), np.where(good[:, None], W, 1.0)
     fun, jac = p.batch(Z, W)
     x0 = np.tile(fit.theta, (n, 1))
-    # warm-started replicates converge in ~10-30 iterations; one still moving after 100 is
-    # sliding along a valley of unidentified parameters and counts as not converged
-    res = batch_least_squares(fun, jac, x0, p.lower, p.upper, valid=p.valid, max_iter=100)
+    # a replicate that has not converged within REFIT's budget counts as failed
+    res = batch_least_squares(fun, jac, x0, p.lower, p.upper, valid=p.valid, **REFIT)
     ok = good & res.success & np.isfinite(res.cost)
     P = p.to_original(res.x[ok])
     return Bootstrap(P, res.x[ok], p.hypothesis.t_peak(P), n, seed, int(seqs.sequences.size))
@@ -396,6 +380,6 @@ def bootstrap_band(fit: FitResult, steps, sigma: float = 1.0):
     X = fit.bootstrap.theta
     ok = p.hypothesis.valid(p.p_norm(X), steps / p.t_scale)
     curves = p.curve(X[ok], steps)
-    a = _tail(float(special.erf(sigma / np.sqrt(2))), fit.bootstrap.n_sequences)
+    a = expanded_tail(float(special.erf(sigma / np.sqrt(2))), fit.bootstrap.n_sequences)
     lo, hi = np.quantile(curves, [a, 1 - a], axis=0)
     return p.curve(fit.theta, steps), lo, hi
