@@ -34,6 +34,7 @@ from massive_activations.book.execute import (
 from massive_activations.book.status import (
     RECORDED_PACKAGES,
     environment_record,
+    git_state,
     status_page,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "environment_record",
     "execute_notebooks",
     "file_summary",
+    "git_state",
     "jupytext_code_cells",
     "load_profile",
     "main",
