@@ -147,3 +147,19 @@ def test_the_chapters_cells_can_be_read():
         path = Path(root / "notebooks" / f"{name}.py")
         cells = cell_visibility(path)
         assert cells and visible_code_lines(path) <= sum(c.code_lines for c in cells)
+
+
+def test_sphinx_ext_keeps_one_copy_of_each_inline_script():
+    from sphinx.builders.html._assets import _JavaScript
+
+    from massive_activations.book.sphinx_ext import unique_scripts
+
+    body = 'const THEBE_JS_URL = "x"'
+    scripts = [
+        _JavaScript("_static/doctools.js", priority=200),
+        _JavaScript(None, body=body, priority=500),  # as app.add_js_file passes it
+        _JavaScript("", body=body, priority=500),  # as the builder re-reads the registry
+        _JavaScript("", body="var other = 1", priority=500),
+        _JavaScript("_static/doctools.js", priority=200),
+    ]
+    assert unique_scripts(scripts) == [scripts[0], scripts[1], scripts[3]]

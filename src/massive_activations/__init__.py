@@ -104,6 +104,8 @@ book.execute, book.status, book.annotate, book.data_card, book.build
 book.cells, book.html_check
     Which code cells a reader sees; the check that no page shows stderr, a warning or a
     traceback (``make check-book``).
+book.sphinx_ext
+    The book's Sphinx extension (one inline script per page, not Sphinx 7.4's duplicates).
 
 Main entry points, importable from the top level (loaded on first use):
 :func:`measure_model`, :func:`extract`, :func:`import_raw`, :func:`trajectories`,

@@ -72,8 +72,11 @@
       traces.push(measured);
       var layout = {
         title: {text: model + " \u00b7 layer " + layer},
-        xaxis: {title: {text: labels.x}, type: labels.log_x ? "log" : "linear"},
-        yaxis: {title: {text: labels.y}, type: labels.log_y ? "log" : "linear"},
+        // on a log axis, ticks at powers of ten only (1, 10, 100, 1k, ...)
+        xaxis: {title: {text: labels.x}, type: labels.log_x ? "log" : "linear",
+                dtick: labels.log_x ? 1 : undefined},
+        yaxis: {title: {text: labels.y}, type: labels.log_y ? "log" : "linear",
+                dtick: labels.log_y ? 1 : undefined},
         margin: {l: 64, r: 16, t: 48, b: 56},
         legend: {orientation: "h", y: -0.2},
         uirevision: model + "/" + layer,
