@@ -397,3 +397,19 @@ def test_the_provenance_header_ignores_untracked_files(tmp_path):
     header = nbformat.read(tmp_path / "nb.ipynb", as_version=4).cells[0].source
     assert f"executed at git commit `{commit}`." in header
     assert "uncommitted" not in header
+
+
+def test_an_interactive_figure_gets_a_note_like_an_image(tmp_path):
+    import pandas as pd
+
+    from massive_activations.interactive import trajectory_explorer
+
+    points = pd.DataFrame({"model": "m", "layer": 1, "step": [1, 2], "value": [1.0, 2.0]})
+    explorer = trajectory_explorer(points)
+    shown = nbformat.v4.new_output(
+        "display_data", data={"text/html": explorer._repr_html_(), "text/plain": repr(explorer)}
+    )
+    nb = _executed([(["parameters"], []), ([], [shown]), ([], []), ([], [])])
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    (tmp_path / "nb.py").write_text(JUPYTEXT)
+    assert annotate_notebook(tmp_path / "nb.ipynb", tmp_path / "nb.py", "c0ffee") == 1

@@ -101,7 +101,9 @@ def test_units_of_the_activation_table_and_explicit_overrides():
 def test_default_index_is_hidden_and_a_meaningful_one_is_shown():
     df = pd.DataFrame({"x": [1.5, 2.5]})
     assert list(book_table(df).frame.columns) == ["x"]
-    assert list(book_table(df.iloc[[1, 0]]).frame.columns) == ["index", "x"]  # reordered rows
+    assert list(book_table(df.iloc[[1, 0]]).frame.columns) == ["x"]  # positions after a sort
+    labelled = df.set_axis(["eq9", "eq14"])
+    assert list(book_table(labelled).frame.columns) == ["index", "x"]
     named = df.set_axis(pd.Index(["eq9", "eq14"], name="hypothesis"))
     t = book_table(named)
     assert list(t.frame.columns) == ["hypothesis", "x"]

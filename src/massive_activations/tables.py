@@ -10,8 +10,8 @@ HTML table (myst-nb renders its ``text/html``) and prints as aligned text:
   data files (:func:`massive_activations.registry.describe`) when ``table`` names the file
   the columns come from, or from ``units``; the registry's meaning becomes the header's
   tooltip.  Labels, counts and dimensionless units (``1``, ``1 (ratio)``) get no unit;
-* a default ``RangeIndex`` is not shown; a meaningful index (named, or not ``0..n-1``)
-  becomes ordinary leading columns;
+* an unnamed integer index (the positions a filter or a sort leaves) is not shown; a
+  meaningful index (named, a MultiIndex, or labels) becomes ordinary leading columns;
 * columns with no value at all are dropped and the note under the table names them.
 
 The HTML is the same for the same input (no random ids), so executed notebooks do not
@@ -219,12 +219,12 @@ class BookTable:
 
 
 def _meaningful_index(df: pd.DataFrame) -> bool:
+    """A named index, a MultiIndex or labels (not integers) mean something; the integer
+    positions left by ``reset_index``, filtering or sorting do not."""
     index = df.index
     if isinstance(index, pd.MultiIndex) or any(n is not None for n in index.names):
         return True
-    if isinstance(index, pd.RangeIndex):
-        return not (index.start == 0 and index.step == 1)
-    return not index.equals(pd.RangeIndex(len(index)))
+    return not pd.api.types.is_integer_dtype(index)
 
 
 def book_table(
@@ -254,7 +254,7 @@ def book_table(
         Shown above the table.
     index : bool, optional
         Show the index as leading columns; by default only when it means something (named,
-        a MultiIndex, or not ``0..n-1``).
+        a MultiIndex, or labels rather than integer positions).
     drop_empty : bool
         Leave out columns that hold no value (named in the note); not for a table with no
         rows.
