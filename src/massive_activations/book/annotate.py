@@ -1,6 +1,6 @@
 """Annotations of an executed notebook: a provenance cell with download links and the git
-commit, and after every figure or table a note naming the cell and its lines in the
-Jupytext source.
+commit, and after every figure (image or interactive figure) or table a note naming the cell
+and its lines in the Jupytext source.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _shows_figure_or_table(cell) -> bool:
             return True
         html = data.get("text/html", "")
         html = "".join(html) if isinstance(html, list) else html
-        if "<table" in html:
+        if "<table" in html or 'class="ma-explorer"' in html:  # a table, an interactive figure
             return True
     return False
 

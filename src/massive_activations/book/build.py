@@ -4,6 +4,7 @@ One entry point for the book and for the tests::
 
     python -m massive_activations.book build --profile default      # make book
     python -m massive_activations.book build --profile smoke --out /tmp/x
+    python -m massive_activations.book check _build/html           # make check-book
 
 Steps:
 
@@ -180,6 +181,27 @@ def _dropped(node, keep: set[str]) -> bool:
     return entry.startswith("notebooks/") and entry.removeprefix("notebooks/") not in keep
 
 
+def _check(html: Path) -> int:
+    from massive_activations.book.html_check import html_problems
+
+    try:
+        problems = html_problems(html)
+    except FileNotFoundError as exc:
+        print(f"[book] error: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"[book] {problem}", file=sys.stderr)
+    if problems:
+        print(
+            f"[book] {len(problems)} output(s) show stderr, a warning or a traceback: fix "
+            "them at their cause in the notebooks or the package.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"[book] {html}: no stderr, warning or traceback on any page", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m massive_activations.book",
@@ -198,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NOTEBOOK:NAME=VALUE",
         help="override one parameter, e.g. -p 03_measuring:suite=pythia-70m (YAML value)",
     )
+    c = sub.add_parser(
+        "check", help="check the built HTML: no stderr, warning or traceback on any page"
+    )
+    c.add_argument("html", type=Path, nargs="?", default=None, help="default: _build/html")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.html or repo_root() / "_build" / "html")
     overrides: dict = {}
     for item in args.param:
         try:

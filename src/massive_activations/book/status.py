@@ -16,6 +16,7 @@ from massive_activations.book.execute import NotebookRun
 __all__ = [
     "RECORDED_PACKAGES",
     "environment_record",
+    "git_state",
     "status_page",
 ]
 
@@ -38,6 +39,29 @@ RECORDED_PACKAGES = (
 )
 
 
+def git_state(root: Path) -> tuple[str, bool]:
+    """``(commit, dirty)`` of the git checkout at ``root``; ``("unknown", False)`` outside one.
+
+    ``dirty`` is true only when a tracked file differs from the commit (modified, staged,
+    deleted or renamed); untracked files (logs, a local ``.venv``, build outputs) do not
+    count: the commit still describes every source the book was built from.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    return commit, bool(status.strip())
+
+
 def environment_record(root: Path) -> dict:
     """Python, platform, package versions and git commit of this run."""
     versions = {}
@@ -46,18 +70,7 @@ def environment_record(root: Path) -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
-    commit, dirty = "unknown", False
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    commit, dirty = git_state(root)
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
