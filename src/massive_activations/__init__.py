@@ -41,6 +41,9 @@ measurement.raw_import
     The paper's released raw statistics files, imported into the same table.
 measurement.trajectories
     Per-layer trajectories (ratio of means, mean of ratios), variability, top-1 locations.
+measurement.first_token
+    The evaluation variants side by side: does the first-token activation need a fixed
+    first token?
 
 suite (chapter 2, "Training a mini-Pythia suite")
 ------------------------------------------------
@@ -56,6 +59,8 @@ suite.data
     Reading a suite's data folder (and building it when asked).
 suite.drift
     How far a regeneration drifts from the committed data.
+suite.replicates
+    Seed replicates and the packing model: how much a new seed moves the results.
 
 datasets (the tables every later chapter analyses)
 --------------------------------------------------
@@ -69,7 +74,12 @@ fitting.hypotheses, fitting.alternatives
 fitting.problem, fitting.procedures, fitting.batch_lsq
     The least-squares problem, the paper's and our procedures, a batched solver.
 fitting.uncertainty
-    Covariance, profile-likelihood and bootstrap intervals; identifiability.
+    Covariance, profile-likelihood and bootstrap intervals; identifiability; the regime call.
+fitting.intervals
+    Intervals that see noise shared across sequences and autocorrelated over checkpoints
+    (AR(1) sandwich, block bootstrap); the one interval the package reports.
+fitting.regimes
+    The regime of a trajectory without a curve: drop from the peak, slope at the end.
 fitting.fit_all
     Every layer of a table fitted under every hypothesis; Tables 1 and 5; regimes.
 fitting.synthetic

@@ -14,11 +14,17 @@ from massive_activations import curve
 
 __all__ = [
     "peak_surface",
+    "plot_final_ratios",
+    "plot_layer_ratio",
+    "plot_layer_statistics",
     "plot_peak_heatmaps",
     "plot_peak_surface",
+    "plot_position0_share",
     "plot_ratio_evolution",
     "plot_regime_examples",
+    "plot_seed_trajectories",
     "plot_size_scaling",
+    "plot_variant_comparison",
 ]
 
 STEP0_AT = 0.5  # where step 0 is drawn on a log-scaled step axis
@@ -203,3 +209,99 @@ def plot_peak_heatmaps(peaks, n_bins: int = 8):
         ax.set_ylabel("model")
         ax.set_title(title)
     return fig
+
+
+def plot_layer_statistics(stats: pd.DataFrame, model: str):
+    """Mean top-1, top-2, top-3 and median per layer at two or more steps (paper Figs. 1a, 3).
+
+    ``stats``: one row per (step, layer) with ``top1, top2, top3, median`` (means over
+    sequences); one panel per step, log scale.
+    """
+    steps = sorted(stats["step"].unique())
+    fig, axes = plt.subplots(1, len(steps), figsize=(5.5 * len(steps), 3.8), sharey=True,
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    for ax, step in zip(axes[0], steps, strict=True):
+        g = stats[stats["step"] == step]
+        for statistic, marker in zip(("top1", "top2", "top3", "median"), "o^sD", strict=True):
+            ax.plot(g["layer"], g[statistic], marker=marker, label=statistic)
+        ax.set_yscale("log")
+        ax.set_title(f"step {step}")
+        ax.set_xlabel("decoder layer $\\ell$")
+        ax.set_xticks(g["layer"])
+    axes[0][0].set_ylabel("mean |activation| (model units, log scale)")
+    axes[0][-1].legend(title="statistic")
+    fig.suptitle(f"{model}: top-3 and median per layer")
+    return fig
+
+
+def plot_final_ratios(ours: pd.Series, paper: pd.Series, label: str) -> plt.Axes:
+    """Horizontal bars: our models' final ratio (blue) beside the paper's Pythia values (red),
+    log scale (paper Fig. 3)."""
+    both = pd.concat([ours, paper.rename(lambda m: f"Pythia-{m} (paper)")])
+    _, ax = plt.subplots(figsize=(8, 0.28 * len(both) + 1.5))
+    ax.barh(both.index, both.to_numpy(), color=["C0"] * len(ours) + ["C3"] * len(paper))
+    ax.set_xscale("log")
+    ax.set_xlabel("top-1 / median, largest over layers at the last step (log scale)")
+    ax.set_title(f"Final ratio: {label} (blue) and Pythia (red, paper Fig. 3)")
+    return ax
+
+
+def plot_position0_share(share: pd.DataFrame, model: str) -> plt.Axes:
+    """Heatmap of the share of sequences whose top-1 sits at position 0 (layer x step)."""
+    _, ax = plt.subplots(figsize=(10, 0.5 * len(share) + 1.8))
+    sns.heatmap(share, vmin=0, vmax=1, cmap="rocket_r", ax=ax,
+                cbar_kws={"label": "share of sequences with top-1 at position 0"})  # fmt: skip
+    ax.set_xlabel("checkpoint step")
+    ax.set_ylabel("decoder layer")
+    ax.set_title(f"{model}: does the top-1 sit on the first token?")
+    return ax
+
+
+def plot_variant_comparison(comparison: pd.DataFrame) -> plt.Axes:
+    """Final ratio per model under each evaluation variant (raw slices vs EOT first)."""
+    cols = [c for c in ("ratio_raw", "ratio_eot_first") if c in comparison.columns]
+    data = comparison.set_index("model")[cols].rename(
+        columns={"ratio_raw": "raw text slices (the paper's)", "ratio_eot_first": "EOT first"}
+    )
+    ax = data.plot.barh(figsize=(8, 0.35 * len(data) + 1.5), logx=True)
+    ax.set_xlabel("top-1 / median, largest over layers at the last step (log scale)")
+    ax.set_ylabel("model")
+    ax.legend(title="evaluation sequences")
+    return ax
+
+
+def plot_seed_trajectories(traj: pd.DataFrame, archs: pd.DataFrame, quantity: str = "ratio"):
+    """Largest ratio over layers across training, one panel per architecture with several
+    seeds, one line per seed (the packing model, when present, dashed)."""
+    a = archs.set_index("model")
+    per = traj.groupby(["model", "step"])[quantity].max().reset_index()
+    per = per.join(a[["architecture", "seed", "packing"]], on="model")
+    groups = [g for g, d in per.groupby("architecture") if d["model"].nunique() > 1]
+    if not groups:
+        raise ValueError("No architecture has more than one model (seed or packing).")
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.6), squeeze=False,
+                             constrained_layout=True)  # fmt: skip
+    for ax, arch in zip(axes[0], groups, strict=True):
+        for _, d in per[per["architecture"] == arch].groupby("model"):
+            packed = bool(d["packing"].iloc[0])
+            label = "packing" if packed else f"seed {int(d['seed'].iloc[0])}"
+            ax.plot(np.maximum(d["step"], STEP0_AT), d[quantity], ls="--" if packed else "-",
+                    label=label)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(arch)
+        ax.set_xlabel(f"training step (log scale; 0 drawn at {STEP0_AT})")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("top-1 / median, largest over layers")
+    return fig
+
+
+def plot_layer_ratio(per_layer: pd.DataFrame, reference: float, label: str, title: str):
+    """One checkpoint's ratio per layer (log scale) with a reference line."""
+    _, ax = plt.subplots(figsize=(9, 3.8))
+    ax.plot(per_layer.index, per_layer["ratio"], "o-", label=title)
+    ax.axhline(reference, color="C1", ls="--", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("decoder layer $\\ell$")
+    ax.set_ylabel("top-1 / median ratio (log scale)")
+    ax.legend()
+    return ax

@@ -35,6 +35,7 @@ from massive_activations.audit.statistics import (
 )
 from massive_activations.audit.verdicts import (
     ALPHA,
+    INCONCLUSIVE,
     INIT_TOLERANCE,
     LEDGER_COLUMNS,
     MODERATE_R2,
@@ -43,8 +44,11 @@ from massive_activations.audit.verdicts import (
     PREDICTABLE_R2,
     REPRODUCED,
     SPANS,
+    VERDICT_MEANINGS,
     VERDICTS,
+    all_of,
     claim_entry,
+    consensus,
     final_checkpoint,
     ledger_row,
     majority,
@@ -55,6 +59,7 @@ from massive_activations.audit.verdicts import (
 
 __all__ = [
     "ALPHA",
+    "INCONCLUSIVE",
     "INIT_TOLERANCE",
     "LEDGER_COLUMNS",
     "MODERATE_R2",
@@ -64,6 +69,8 @@ __all__ = [
     "REPRODUCED",
     "SPANS",
     "VERDICTS",
+    "VERDICT_MEANINGS",
+    "all_of",
     "build_ledger",
     "claim_absent_at_init",
     "claim_driver",
@@ -77,6 +84,7 @@ __all__ = [
     "claim_predictable",
     "claim_pretrained_first_token",
     "claim_variability",
+    "consensus",
     "final_checkpoint",
     "gaussian_ratio",
     "ledger_row",

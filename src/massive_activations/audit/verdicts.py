@@ -15,6 +15,7 @@ from massive_activations.audit.statistics import (
 
 __all__ = [
     "ALPHA",
+    "INCONCLUSIVE",
     "INIT_TOLERANCE",
     "LEDGER_COLUMNS",
     "MODERATE_R2",
@@ -24,7 +25,10 @@ __all__ = [
     "REPRODUCED",
     "SPANS",
     "VERDICTS",
+    "VERDICT_MEANINGS",
+    "all_of",
     "claim_entry",
+    "consensus",
     "final_checkpoint",
     "ledger_row",
     "majority",
@@ -33,8 +37,22 @@ __all__ = [
     "untestable",
 ]
 
-VERDICTS = ("reproduced", "not reproduced", "not testable on this data")
-REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = VERDICTS
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable on this data")
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = VERDICTS
+#: What each verdict means (shown on the ledger page).
+VERDICT_MEANINGS = {
+    REPRODUCED: "the test ran on this data and its decision rule came out on the claim's side",
+    NOT_REPRODUCED: "the test ran on this data and its decision rule came out against the claim",
+    INCONCLUSIVE: (
+        "the test ran but could not decide: its interval straddles the threshold, the parts "
+        "of a compound claim disagree, too many fits failed to trust the rest, or a null "
+        "result lacks the power to detect the effect"
+    ),
+    NOT_TESTABLE: (
+        "the data cannot carry the test at all (a quantity that depends on scale, too few "
+        "models, no fits); the row says what is missing"
+    ),
+}
 
 #: Columns of the ledger, in order.
 LEDGER_COLUMNS = (
@@ -93,13 +111,37 @@ def share(k: int, n: int) -> str:
 
 def majority(k: int, n: int) -> str:
     """Verdict of "most of them": the whole 95% Wilson interval of ``k / n`` on one side of
-    50%; an interval that spans 50% cannot decide (too few layers)."""
+    50%; an interval that spans 50% is inconclusive (too few layers to decide), no layer at
+    all is not testable."""
+    if n == 0:
+        return NOT_TESTABLE
     lo, hi = wilson_interval(k, n)
     if lo > 0.5:
         return REPRODUCED
     if hi < 0.5:
         return NOT_REPRODUCED
-    return NOT_TESTABLE
+    return INCONCLUSIVE
+
+
+def all_of(*verdicts: str) -> str:
+    """A claim that needs every part: not reproduced when a part is, reproduced when all are,
+    not testable when none could be tested, inconclusive otherwise."""
+    if NOT_REPRODUCED in verdicts:
+        return NOT_REPRODUCED
+    if all(v == REPRODUCED for v in verdicts):
+        return REPRODUCED
+    if all(v == NOT_TESTABLE for v in verdicts):
+        return NOT_TESTABLE
+    return INCONCLUSIVE
+
+
+def consensus(*verdicts: str) -> str:
+    """The same claim tested several ways (e.g. under both fitting procedures): their common
+    verdict when they agree, inconclusive when they do not (untestable ways are ignored)."""
+    tested = [v for v in verdicts if v != NOT_TESTABLE]
+    if not tested:
+        return NOT_TESTABLE
+    return tested[0] if len(set(tested)) == 1 else INCONCLUSIVE
 
 
 SPANS = " (the 95% interval spans 50%: too few layers to decide)"

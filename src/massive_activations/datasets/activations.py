@@ -20,7 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from massive_activations import reference
-from massive_activations.measurement.extract import extract, token_windows, tokenize_text
+from massive_activations.measurement.extract import (
+    document_windows,
+    extract,
+    token_windows,
+    tokenize_text,
+)
 from massive_activations.measurement.sources import (
     gguf_checkpoint,
     load_tokenizer,
@@ -33,6 +38,7 @@ from massive_activations.suite.data import load_suite_data, read_suite_data
 
 __all__ = [
     "architectures_table",
+    "evaluation_documents",
     "evaluation_text",
     "pretrained_activations",
     "select_variant",
@@ -40,15 +46,21 @@ __all__ = [
 ]
 
 
-def evaluation_text() -> str:
-    """English prose that ships with Python: the help topics of ``pydoc_data``.
+def evaluation_documents() -> list[str]:
+    """English prose that ships with Python: the help topics of ``pydoc_data``, one document
+    per topic, in sorted topic order.
 
     Used to make evaluation sequences for models whose own data we do not have (Pythia,
     SmolLM2); Sun et al. used RedPajama samples, which cannot be downloaded here.
     """
     from pydoc_data.topics import topics
 
-    return "\n\n".join(topics[k] for k in sorted(topics))
+    return [topics[k] for k in sorted(topics)]
+
+
+def evaluation_text() -> str:
+    """:func:`evaluation_documents` joined with blank lines (Sun et al.'s way of joining)."""
+    return "\n\n".join(evaluation_documents())
 
 
 def _eval_ids(checkpoint, n_sequences: int, seq_len: int):
@@ -127,26 +139,31 @@ def select_variant(
 
 
 def pretrained_activations(
-    n_sequences: int = 4,
+    n_sequences: int = 10,
     seq_len: int = 256,
     dtype: str = "float32",
     device: str = "cpu",
     progress: bool = False,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Measure SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised) on ``pydoc_data`` text.
+    """Measure SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised) on ``pydoc_data`` help topics.
 
-    One checkpoint, no training dynamics; the weights are the quantised release's.
-    ``progress=False`` hides transformers' de-quantisation progress bar (it writes to stderr
-    and cannot be switched off otherwise); an error while loading still propagates.
+    One checkpoint, no training dynamics; the weights are the quantised release's, not the
+    original's.  Each sequence is the start of a different help topic
+    (:func:`~massive_activations.measurement.extract.document_windows`, drawn with ``seed``),
+    so the sequences share no text.  ``progress=False`` hides transformers'
+    de-quantisation progress bar (it writes to stderr and cannot be switched off otherwise);
+    an error while loading still propagates.
     """
     from massive_activations.measurement.measure import measure_model
 
     checkpoint = gguf_checkpoint()
-    ids = _eval_ids(checkpoint, n_sequences, seq_len)
+    tokenizer = load_tokenizer(checkpoint)
+    ids = document_windows(evaluation_documents(), tokenizer, n_sequences, seq_len, seed)
     with contextlib.redirect_stderr(sys.stderr if progress else io.StringIO()):
         model = checkpoint.load(dtype=dtype, device=device)
     table = measure_model(model, ids.to(device))
-    return table.assign(model=checkpoint.model, step=checkpoint.step, dtype=dtype)
+    return table.assign(model=checkpoint.model, step=checkpoint.step, dtype=dtype, variant="raw")
 
 
 def architectures_table(suite: str, data_dir: Path | str = "data", seq_len: int = 2048):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from massive_activations import reference
 from massive_activations.fitting.hypotheses import HYPOTHESES
 from massive_activations.fitting.procedures import FitResult, fit_series, get_procedure
+from massive_activations.fitting.regimes import model_free_regime
 from massive_activations.fitting.uncertainty import assess, is_identified
 from massive_activations.measurement.trajectories import (
     LayerSequences,
@@ -111,6 +112,7 @@ def fit_layer(
     y = seqs.series(quantity)
     sem = seqs.sem(quantity)
     layer_seed = _layer_seed(seed, seqs.model, seqs.layer)
+    free = model_free_regime(seqs.steps, y)
     out = []
     for proc in procedures:
         p = get_procedure(proc, window if proc != "paper" else None)
@@ -125,6 +127,7 @@ def fit_layer(
                 seed=layer_seed,
                 level=level,
             )
+            fit.model_free = free
             out.append(fit)
     return out
 
@@ -146,6 +149,7 @@ def fit_row(fit: FitResult, **keys) -> dict:
     for n in PARAM_NAMES:
         here = n in fit.names and bool(fit.params)
         row[n] = fit.params[n] if here else np.nan
+        row[f"{n}_lo"], row[f"{n}_hi"] = fit.intervals.get(n, (np.nan, np.nan))
         row[f"{n}_stderr"] = fit.stderr.get(n, np.nan) if here else np.nan
         row[f"{n}_cov_lo"], row[f"{n}_cov_hi"] = cov.get(n, (np.nan, np.nan))
         lo, hi, _ = fit.profile.get(n, (np.nan, np.nan, ""))
@@ -157,13 +161,19 @@ def fit_row(fit: FitResult, **keys) -> dict:
         flags = fit.flags.get(n) if here else None
         row[f"{n}_flags"] = ";".join(flags) if flags else ""
         row[f"{n}_identified"] = is_identified(flags) if (here and n in fit.flags) else pd.NA
+    free = fit.model_free
     row.update(
         t_peak=fit.t_peak,
+        t_peak_lo=fit.intervals.get("t_peak", (np.nan, np.nan))[0],
+        t_peak_hi=fit.intervals.get("t_peak", (np.nan, np.nan))[1],
         t_peak_delta_lo=fit.t_peak_delta[0],
         t_peak_delta_hi=fit.t_peak_delta[1],
         t_peak_boot_lo=fit.t_peak_boot[0],
         t_peak_boot_hi=fit.t_peak_boot[1],
         regime=fit.regime,
+        mf_regime=free.get("regime", "undetermined"),
+        drop_z=free.get("drop_z", np.nan),
+        slope_z=free.get("slope_z", np.nan),
         r2=fit.r2,
         r2_all=fit.r2_all,
         chisqr=fit.chisqr,
@@ -405,6 +415,7 @@ def regime_table(
         "t_peak_delta_lo",
         "t_peak_delta_hi",
         "regime",
+        *[c for c in ("t_peak_lo", "t_peak_hi", "mf_regime", "drop_z", "slope_z") if c in rows],
     ]
     out = rows[cols].copy()
     early = (out["layer"] <= 3) | (out["layer"] >= out["n_layers"] - 1)

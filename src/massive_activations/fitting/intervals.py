@@ -7,10 +7,10 @@ checkpoint (all sequences are measured on the same weights, one draw of training
 neighbouring checkpoints move alike (:func:`massive_activations.fitting.synthetic.
 shared_noise`).  Two intervals account for that:
 
-* :func:`hac_covariance`: the sandwich covariance with a Newey-West (Bartlett) estimate of
-  the residuals' autocorrelation over checkpoints, in the solver's parametrisation
-  ``theta`` (positive scale parameters on a log scale), with the small-sample factor
-  ``n / (n - k)``; :func:`theta_intervals` turns a ``theta`` covariance into intervals in
+* :func:`hac_covariance`: the sandwich covariance under residuals that follow an AR(1)
+  over the checkpoint index (its coefficient from the residuals), in the solver's
+  parametrisation ``theta`` (positive scale parameters on a log scale);
+  :func:`theta_intervals` turns a ``theta`` covariance into intervals in
   original units, exponentiating the log-scale ends (so ``lam``, ``gam``, ``t0`` get
   asymmetric, positive intervals), and ``t_peak``'s from the delta method on
   ``log t_peak``.
@@ -41,6 +41,7 @@ __all__ = [
     "hac_covariance",
     "open_percentile_ci",
     "reported_intervals",
+    "residual_autocorrelation",
     "theta_intervals",
     "union",
 ]
@@ -56,13 +57,25 @@ def default_lag(n: int) -> int:
     return max(1, int(np.ceil(n ** (1 / 3))))
 
 
-def hac_covariance(fit: FitResult, max_lag: int | None = None) -> np.ndarray | None:
-    """Newey-West sandwich covariance of ``theta`` (None when it cannot be computed).
+def residual_autocorrelation(r) -> float:
+    """Lag-1 autocorrelation of residuals ``r``, with the first-order bias correction
+    ``(1 + 3 rho) / n`` (Marriott & Pope 1954), clipped to [0, 0.98]."""
+    r = np.asarray(r, float)
+    n = r.size
+    if n < 3 or not np.any(r):
+        return 0.0
+    rho = float(np.sum(r[1:] * r[:-1]) / np.sum(r * r))
+    return float(np.clip(rho + (1 + 3 * rho) / n, 0.0, 0.98))
 
-    ``(J^T J)^-1 S (J^T J)^-1 * n / (n - k)`` with ``J`` the Jacobian of the weighted,
-    normalised residuals ``r`` at the estimate and
-    ``S = sum_l w_l sum_t r_t r_{t-l} (J_t J_{t-l}^T + J_{t-l} J_t^T) / (1 + [l = 0])``,
-    Bartlett weights ``w_l = 1 - l / (L + 1)``, ``L`` = ``max_lag`` (:func:`default_lag`).
+
+def hac_covariance(fit: FitResult, rho: float | None = None) -> np.ndarray | None:
+    """Sandwich covariance of ``theta`` under AR(1) residuals (None when it cannot be computed).
+
+    ``(J^T J)^-1 J^T Omega J (J^T J)^-1`` with ``J`` the Jacobian of the weighted,
+    normalised residuals ``r`` at the estimate and ``Omega_ij = s^2 rho^|i - j|`` over the
+    checkpoint index, ``s^2 = sum r^2 / (n - k)`` and ``rho`` the residuals' lag-1
+    autocorrelation (:func:`residual_autocorrelation`) unless given.  With ``rho = 0`` it is
+    the scaled covariance of the fit.
     """
     p = fit.problem
     if p is None or fit.theta is None or fit.status == "failed":
@@ -72,18 +85,14 @@ def hac_covariance(fit: FitResult, max_lag: int | None = None) -> np.ndarray | N
     n, k = J.shape
     if n <= k or not np.all(np.isfinite(J)) or not np.all(np.isfinite(r)):
         return None
-    lag = default_lag(n) if max_lag is None else int(max_lag)
-    g = J * r[:, None]
-    S = g.T @ g
-    for lag_i in range(1, min(lag, n - 1) + 1):
-        w = 1.0 - lag_i / (lag + 1.0)
-        cross = g[lag_i:].T @ g[:-lag_i]
-        S += w * (cross + cross.T)
+    rho = residual_autocorrelation(r) if rho is None else float(rho)
+    idx = np.arange(n)
+    omega = (np.sum(r * r) / (n - k)) * rho ** np.abs(idx[:, None] - idx[None, :])
     try:
         bread = np.linalg.inv(J.T @ J)
     except np.linalg.LinAlgError:
         return None
-    cov = bread @ S @ bread * n / (n - k)
+    cov = bread @ (J.T @ omega @ J) @ bread
     if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
         return None
     return cov

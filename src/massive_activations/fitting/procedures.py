@@ -59,6 +59,8 @@ from massive_activations.fitting.hypotheses import Hypothesis, get_hypothesis
 from massive_activations.fitting.problem import Problem
 
 __all__ = [
+    "BOUND_ATOL",
+    "BOUND_RTOL",
     "OURS",
     "PAPER",
     "PROCEDURES",
@@ -166,7 +168,8 @@ class FitResult:
     ``covar_norm`` the covariance of the normalised parameters (see
     :class:`~massive_activations.fitting.problem.Problem`).  ``status`` is ``"ok"``,
     ``"at_bound"``, ``"not_converged"`` or ``"failed"``; ``message`` says why.  Uncertainty fields
-    (``profile``, ``bootstrap``, ``t_peak_*``, ``flags``, ``regime``) are filled by
+    (``profile``, ``bootstrap``, ``t_peak_*``, ``intervals`` — the reported interval of each
+    parameter and ``t_peak`` —, ``flags``, ``regime``) are filled by
     :mod:`~massive_activations.fitting.uncertainty`.
     """
 
@@ -204,6 +207,8 @@ class FitResult:
     t_peak_boot: tuple[float, float] = (np.nan, np.nan)
     regime: str = "undetermined"
     flags: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)
+    model_free: dict = field(default_factory=dict)
 
     @property
     def nfree(self) -> int:
@@ -369,6 +374,25 @@ def _lmfit(problem: Problem, start, proc: Procedure):
     return result, mini
 
 
+#: A parameter within this fraction of a bound's magnitude (or ``BOUND_ATOL`` of a bound at
+#: 0), in its own normalised units, sits at the bound: ``t0 = 9999.75`` against a cap of
+#: ``1e4`` does.
+BOUND_RTOL = 1e-3
+BOUND_ATOL = 1e-6
+
+
+def _at_bound(problem: Problem, theta) -> np.ndarray:
+    """Which parameters sit at a bound, compared in their own (normalised) units."""
+    p = problem.p_norm(theta)
+    lo, hi = problem.p_norm(problem.lower), problem.p_norm(problem.upper)
+    out = np.zeros(p.size, dtype=bool)
+    for b in (lo, hi):
+        finite = np.isfinite(b)
+        tol = np.maximum(BOUND_RTOL * np.abs(np.where(finite, b, 0.0)), BOUND_ATOL)
+        out |= finite & (np.abs(p - np.where(finite, b, 0.0)) <= tol)
+    return out
+
+
 def _collect(problem: Problem, result, mini, steps, y, base) -> FitResult:
     h = problem.hypothesis
     theta = np.array([result.params[n].value for n in problem.names])
@@ -380,10 +404,7 @@ def _collect(problem: Problem, result, mini, steps, y, base) -> FitResult:
         messages.insert(0, "the solution is outside the curve's domain")
     elif not result.success:
         status = "not_converged"
-    tol = 1e-8 + 1e-6 * np.abs(theta)
-    at_lo = np.isfinite(problem.lower) & (theta - problem.lower <= tol)
-    at_hi = np.isfinite(problem.upper) & (problem.upper - theta <= tol)
-    at_bound = tuple(n for n, a, b in zip(h.names, at_lo, at_hi, strict=True) if a or b)
+    at_bound = tuple(n for n, hit in zip(h.names, _at_bound(problem, theta), strict=True) if hit)
     if at_bound and status == "ok":
         status = "at_bound"
     if at_bound:

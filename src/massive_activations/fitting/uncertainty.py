@@ -37,7 +37,7 @@ import numpy as np
 from scipy import special, stats
 
 from massive_activations.fitting.batch_lsq import batch_least_squares
-from massive_activations.fitting.intervals import REFIT, expanded_tail
+from massive_activations.fitting.intervals import REFIT, expanded_tail, reported_intervals
 from massive_activations.fitting.procedures import FitResult
 from massive_activations.measurement.trajectories import LayerSequences
 
@@ -55,6 +55,9 @@ __all__ = [
     "profile_ci",
     "t_peak_delta",
 ]
+
+#: Residual evaluations per parameter for each refit of a profile.
+PROFILE_NFEV = 100
 
 #: Labels of :func:`classify`.
 REGIMES = ("early_peak", "log_rise", "decay", "inverted", "undetermined")
@@ -92,6 +95,9 @@ def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 1
         if np.count_nonzero(M[h.names.index(n)]) != 1:
             raise ValueError(f"{n} of {h.name} mixes parameters when mapped back; profile others.")
     inner = [prob.names[h.names.index(n)] for n in names]
+    budget = fit.minimizer.max_nfev
+    # each profile point is refitted from a nearby optimum: curve_fit's budget is plenty
+    fit.minimizer.max_nfev = PROFILE_NFEV * h.k
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")  # conf_interval warns when a bound is reached
@@ -100,6 +106,8 @@ def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 1
             )
     except Exception as err:  # no stderr, < 2 variables, or a solver failure
         return {n: (np.nan, np.nan, f"{type(err).__name__}: {err}") for n in names}
+    finally:
+        fit.minimizer.max_nfev = budget
     out = {}
     for n, m in zip(names, inner, strict=True):
         j = h.names.index(n)
@@ -271,14 +279,18 @@ def classify(lo: float, hi: float, t_max: float, sign: float = 1.0) -> str:
 def identifiability(fit: FitResult, corr_threshold: float = 0.99) -> dict:
     """Per parameter, the reasons to doubt that the data identify it.
 
-    Flags: ``"at_bound"`` (the estimate sits on a bound), ``"no_stderr"`` (no covariance),
-    ``"imprecise"`` (standard error larger than ``|estimate|``), ``"profile_open"`` (the
-    profile interval does not close: it runs to a bound or to infinity), and the warning
-    ``"correlated:<other>"`` (``|correlation| > corr_threshold`` with another parameter).
-    See :func:`is_identified` for which of them decide.
+    Flags: ``"not_converged"`` (the fit stopped before converging), ``"at_bound"`` (the
+    estimate sits on a bound), ``"no_stderr"`` (no covariance), ``"imprecise"`` (standard
+    error larger than ``|estimate|``), ``"profile_open"`` (the profile interval does not
+    close: it runs to a bound or to infinity), ``"interval_open"`` (the reported interval,
+    ``fit.intervals``, is missing or infinite: e.g. too many bootstrap replicates failed),
+    and the warning ``"correlated:<other>"`` (``|correlation| > corr_threshold`` with another
+    parameter).  See :func:`is_identified` for which of them decide.
     """
     flags = {n: [] for n in fit.names}
     for j, n in enumerate(fit.names):
+        if fit.status == "not_converged":
+            flags[n].append("not_converged")
         if n in fit.at_bound:
             flags[n].append("at_bound")
         se = fit.stderr.get(n, np.nan)
@@ -296,6 +308,10 @@ def identifiability(fit: FitResult, corr_threshold: float = 0.99) -> dict:
             lo, hi, note = fit.profile[n]
             if note or not (np.isfinite(lo) and np.isfinite(hi)):
                 flags[n].append("profile_open")
+        if fit.intervals:
+            lo, hi = fit.intervals.get(n, (np.nan, np.nan))
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                flags[n].append("interval_open")
     return {n: tuple(v) for n, v in flags.items()}
 
 
@@ -326,9 +342,12 @@ def assess(
     Profile intervals (``profile=True``: the hypothesis's default parameters, or a tuple of
     names; skipped for fits that did not converge, whose profile would be meaningless and
     slow), the ``t_peak`` delta interval, a bootstrap of ``n_bootstrap`` replicates when
-    ``seqs`` is given, the identifiability flags and the regime (from the bootstrap
-    ``t_peak`` interval when at least half the replicates converged, else the delta one).
-    Failed fits are returned unchanged.
+    ``seqs`` is given, the reported interval of every parameter and of ``t_peak``
+    (:func:`~massive_activations.fitting.intervals.reported_intervals`), the identifiability
+    flags and the regime.  The regime is called only for a fit that converged inside its
+    bounds (status ``"ok"``), from the reported ``t_peak`` interval (the union of the
+    delta-method and bootstrap intervals); any other fit is ``"undetermined"``.  Failed fits
+    are returned unchanged.
     """
     if fit.status == "failed" or fit.problem is None:
         return fit
@@ -340,14 +359,17 @@ def assess(
         fit.bootstrap = bootstrap(fit, seqs, n=n_bootstrap, seed=seed, quantity=quantity)
         if fit.bootstrap.n_ok >= 0.5 * n_bootstrap:
             fit.t_peak_boot = fit.bootstrap.ci(None, level)
+    fit.intervals = reported_intervals(fit, level)
     fit.flags = identifiability(fit, corr_threshold)
     h = fit.problem.hypothesis
-    lo, hi = fit.t_peak_boot if np.isfinite(fit.t_peak_boot[0]) else fit.t_peak_delta
-    if h.name in ("eq9", "eq14"):
+    if h.name not in ("eq9", "eq14"):
+        fit.regime = "n/a"
+    elif fit.status != "ok":
+        fit.regime = "undetermined"
+    else:
+        lo, hi = fit.intervals["t_peak"]
         sign = h.amplitude_sign([fit.params[n] for n in fit.names])
         fit.regime = classify(lo, hi, fit.t_max, sign)
-    else:
-        fit.regime = "n/a"
     return fit
 
 

@@ -49,7 +49,14 @@ from massive_activations.measurement.store import (
     write_table,
 )
 
-__all__ = ["extract", "main", "measurement_settings", "token_windows", "tokenize_text"]
+__all__ = [
+    "document_windows",
+    "extract",
+    "main",
+    "measurement_settings",
+    "token_windows",
+    "tokenize_text",
+]
 
 
 def token_windows(ids: np.ndarray | torch.Tensor, n_sequences: int, seq_len: int) -> torch.Tensor:
@@ -88,6 +95,32 @@ def token_windows(ids: np.ndarray | torch.Tensor, n_sequences: int, seq_len: int
             )
         return ids[:n_sequences, :seq_len].clone()
     raise ValueError(f"Token ids must be 1-D or 2-D; got shape {tuple(ids.shape)}.")
+
+
+def document_windows(
+    documents, tokenizer, n_sequences: int, seq_len: int, seed: int = 0
+) -> torch.Tensor:
+    """One evaluation sequence from each of ``n_sequences`` different documents.
+
+    The first ``seq_len`` tokens (no special tokens) of documents drawn at random (numpy
+    generator seeded with ``seed``) among those at least ``seq_len`` tokens long, so no two
+    sequences share text and each starts where a document does.
+
+    Raises
+    ------
+    ValueError
+        When fewer than ``n_sequences`` documents are long enough; the message says how many
+        are and how to ask for fewer or shorter sequences.
+    """
+    ids = [tokenize_text(d, tokenizer) for d in documents]
+    long = [i for i, t in enumerate(ids) if t.size >= seq_len]
+    if len(long) < n_sequences:
+        raise ValueError(
+            f"Only {len(long)} of {len(ids)} documents hold >= {seq_len} tokens; ask for at "
+            f"most {len(long)} sequences or a shorter seq_len."
+        )
+    chosen = np.random.default_rng(seed).choice(long, size=n_sequences, replace=False)
+    return torch.as_tensor(np.stack([ids[i][:seq_len] for i in sorted(chosen)])).long()
 
 
 def tokenize_text(text: str, tokenizer) -> np.ndarray:

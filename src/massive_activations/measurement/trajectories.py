@@ -123,6 +123,12 @@ def _select(table: pd.DataFrame, dtype: str | None) -> tuple[pd.DataFrame, pd.Se
             table = table[table["dtype"].astype(str) == dtype]
     elif dtype is not None:
         raise ValueError(f"dtype={dtype!r} given but the table has no 'dtype' column.")
+    if "variant" in table.columns and table["variant"].nunique() > 1:
+        raise ValueError(
+            f"The activation table holds several evaluation variants "
+            f"{sorted(table['variant'].unique())}: keep one, e.g. "
+            "table[table.variant == 'raw'] or suite_activations(..., variant='raw')."
+        )
     ok = pd.Series(True, index=table.index)
     if "status" in table.columns:
         ok = table["status"].astype(str) == "ok"

@@ -1,0 +1,81 @@
+"""Seed replicates and the packing model of a suite: how much a new seed moves the results.
+
+Some architectures of the default suite are trained with several seeds (other initial weights
+and data order; ``architectures.parquet``: ``architecture``, ``seed``), and the reference
+architecture once more with Pythia's packing (``packing``).  These helpers put the replicates
+of an architecture side by side, so that a difference between architectures can be read
+against the difference a new seed alone makes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["final_ratios", "packing_comparison", "seed_spread"]
+
+
+def _architectures(archs: pd.DataFrame) -> pd.DataFrame:
+    need = {"model", "architecture", "seed", "packing"}
+    if not need <= set(archs.columns):
+        raise ValueError(
+            f"The architectures table lacks {sorted(need - set(archs.columns))}: it comes from "
+            "a suite written before seed replicates existed; regenerate it with make data."
+        )
+    return archs.set_index("model")
+
+
+def final_ratios(traj: pd.DataFrame, archs: pd.DataFrame, quantity: str = "ratio") -> pd.DataFrame:
+    """Per model: the largest ``quantity`` over layers at its last checkpoint, the layer
+    holding it, with the model's architecture, seed and packing."""
+    a = _architectures(archs)
+    last = traj[traj["step"] == traj.groupby("model")["step"].transform("max")]
+    best = last.loc[last.groupby("model")[quantity].idxmax(), ["model", "layer", quantity]]
+    best = best.rename(columns={quantity: "final"}).set_index("model")
+    return best.join(a[["architecture", "seed", "packing"]], how="inner").reset_index()
+
+
+def seed_spread(traj: pd.DataFrame, archs: pd.DataFrame, quantity: str = "ratio") -> pd.DataFrame:
+    """Per architecture with more than one seed (packing models left out): the final ratio of
+    each seed, their mean, standard deviation and coefficient of variation (percent)."""
+    f = final_ratios(traj, archs, quantity)
+    f = f[~f["packing"].astype(bool)]
+    g = f.groupby("architecture")["final"]
+    out = pd.DataFrame(
+        {"seeds": g.size(), "mean": g.mean(), "sd": g.std(ddof=1), "min": g.min(), "max": g.max()}
+    )
+    out["cv_pct"] = 100 * out["sd"] / out["mean"]
+    return out[out["seeds"] > 1].reset_index()
+
+
+def packing_comparison(table: pd.DataFrame, archs: pd.DataFrame) -> pd.DataFrame:
+    """Each packing model beside the same architecture trained with EOT first (seed 0).
+
+    At the last checkpoint, per model, per layer: the ratio of means, the share of
+    sequences whose top-1 sits at position 0, and the modal top-1 channel and position.
+    """
+    a = _architectures(archs)
+    packed = a[a["packing"].astype(bool)]
+    if packed.empty:
+        raise ValueError("The suite has no packing model (architectures.parquet: packing).")
+    rows = []
+    for model, info in packed.iterrows():
+        ref = a[(a["architecture"] == info["architecture"]) & (a["seed"] == 0)
+                & ~a["packing"].astype(bool)].index  # fmt: skip
+        for name, role in [(model, "packing"), *[(r, "eot_first training") for r in ref]]:
+            t = table[table["model"] == name]
+            t = t[t["step"] == t["step"].max()]
+            for layer, g in t.groupby("layer"):
+                rows.append(
+                    {
+                        "model": name,
+                        "training": role,
+                        "layer": int(layer),
+                        "ratio": float(g["top1"].mean() / g["median"].mean()),
+                        "position0_share": float((g["top1_position"] == 0).mean()),
+                        "top1_position": int(g["top1_position"].mode().iloc[0]),
+                        "top1_channel": int(g["top1_channel"].mode().iloc[0]),
+                    }
+                )
+    out = pd.DataFrame(rows)
+    out["ratio"] = out["ratio"].astype(float)
+    return out.sort_values(["training", "model", "layer"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,177 @@
+"""Honest fit failures, bound-pinned fits, intervals that see shared noise, model-free regimes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from massive_activations.fitting import intervals
+from massive_activations.fitting.procedures import PAPER, _at_bound, fit_series
+from massive_activations.fitting.regimes import checkpoint_noise, model_free_regime, peak_region
+from massive_activations.fitting.synthetic import (
+    EXAMPLE_CURVES,
+    draw_family,
+    shared_noise,
+    simulate_layer,
+)
+from massive_activations.fitting.uncertainty import assess, is_identified
+from massive_activations.measurement.trajectories import LayerSequences
+from massive_activations.schedule import scaled_schedule
+
+STEPS = np.array(scaled_schedule(8000, 32), float)
+
+
+def _seqs(top) -> LayerSequences:
+    return LayerSequences(
+        "m", 1, STEPS.astype(np.int64), np.arange(top.shape[1]), top, top, top, np.ones_like(top)
+    )
+
+
+def test_a_paper_fit_that_runs_out_of_evaluations_is_a_failure_not_a_number():
+    top, _ = simulate_layer(STEPS, EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}, rng=0)
+    y = top.mean(axis=1)
+    starved = dataclasses.replace(PAPER, max_nfev=1)
+    fit = fit_series(STEPS, y, procedure=starved)
+    assert fit.status == "failed"
+    assert "curve_fit raises RuntimeError" in fit.message
+    assert fit.params == {} and np.isnan(fit.r2)  # nothing left to average
+    # with curve_fit's own budget the same data converge
+    assert fit_series(STEPS, y, procedure="paper").status != "not_converged"
+
+
+def test_at_bound_is_judged_in_the_parameters_own_units():
+    top, _ = simulate_layer(STEPS, EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}, rng=1)
+    fit = fit_series(STEPS, top.mean(axis=1), procedure="ours")
+    p = fit.problem
+    j = p.hypothesis.names.index("t0")
+    cap = np.exp(p.upper[j])  # t0's cap in normalised units (1e4)
+    theta = fit.theta.copy()
+    theta[j] = np.log(cap * (1 - 2.5e-5))  # t0 = 9999.75 against a cap of 1e4
+    assert _at_bound(p, theta)[j]
+    theta[j] = np.log(cap * 0.9)
+    assert not _at_bound(p, theta)[j]
+
+
+def test_a_fit_pinned_at_a_bound_or_not_converged_has_no_regime():
+    top, _ = simulate_layer(STEPS, EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}, rng=2)
+    seqs = _seqs(top)
+    fit = fit_series(STEPS, seqs.series(), procedure="ours", sem=seqs.sem())
+    assert fit.status == "ok"
+    assert assess(fit, seqs, profile=False, n_bootstrap=50).regime == "early_peak"
+    for status in ("at_bound", "not_converged"):
+        fit.status = status
+        assert assess(fit, seqs, profile=False, n_bootstrap=50).regime == "undetermined"
+    assert all(not is_identified(f) for f in fit.flags.values())  # not_converged flags all
+
+
+def test_a_pure_logarithmic_rise_pins_the_decay_rate_to_its_bound():
+    y = 5.0 + 3.0 * np.log(STEPS / 10 + 1.5)
+    fit = fit_series(STEPS, y * (1 + 1e-4 * np.sin(STEPS)), procedure="ours")
+    assert fit.status in ("at_bound", "not_converged")
+    assert fit.status != "at_bound" or "lam" in fit.at_bound
+
+
+def test_failed_replicates_open_the_interval():
+    values = np.linspace(0.0, 1.0, 197)
+    lo, hi = intervals.open_percentile_ci(values, n_failed=0)
+    assert np.isfinite(lo) and np.isfinite(hi)
+    lo, hi = intervals.open_percentile_ci(values, n_failed=3)  # 1.5 % failed: ends stay
+    assert np.isfinite(lo) and np.isfinite(hi)
+    lo, hi = intervals.open_percentile_ci(values, n_failed=10)  # 5 % failed: both ends open
+    assert lo == -np.inf and hi == np.inf
+    assert np.isnan(intervals.open_percentile_ci([], n_failed=0)).all()
+
+
+def test_expanded_tail_matches_hesterbergs_formula():
+    from scipy import stats
+
+    a = intervals.expanded_tail(0.95, 10)
+    z = np.sqrt(10 / 9) * stats.t.isf(0.025, 9)
+    assert a == pytest.approx(stats.norm.sf(z))
+    assert a == pytest.approx(0.0085, abs=5e-4)
+    assert intervals.expanded_tail(0.95, None) == pytest.approx(0.025)
+
+
+def test_ar1_sandwich_with_rho_zero_is_the_scaled_covariance():
+    top, _ = simulate_layer(STEPS, EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}, rng=3)
+    fit = fit_series(STEPS, top.mean(axis=1), procedure="ours", sem=top.std(axis=1) / 3)
+    p = fit.problem
+    cov = intervals.hac_covariance(fit, rho=0.0)
+    # lmfit's covariance of theta (scaled by the reduced chi-square), from the Jacobian
+    J, r = p.jacobian(fit.theta), p.residual(fit.theta)
+    expected = np.linalg.inv(J.T @ J) * np.sum(r**2) / (p.n - p.hypothesis.k)
+    np.testing.assert_allclose(cov, expected, rtol=1e-8)
+    # a positive residual autocorrelation widens every interval
+    wide = intervals.hac_covariance(fit, rho=0.6)
+    assert np.all(np.diag(wide) > np.diag(cov))
+
+
+def test_theta_intervals_of_log_scale_parameters_are_positive_and_asymmetric():
+    top, _ = simulate_layer(STEPS, EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}, rng=4)
+    fit = fit_series(STEPS, top.mean(axis=1), procedure="ours", sem=top.std(axis=1) / 3)
+    out = intervals.theta_intervals(fit, intervals.hac_covariance(fit))
+    for name in ("lam", "gam", "t0"):
+        lo, hi = out[name]
+        est = fit.params[name]
+        assert 0 < lo < est < hi
+        assert hi / est == pytest.approx(est / lo, rel=1e-6)  # symmetric on the log scale
+    lo, hi = out["K"]
+    assert lo < fit.params["K"] < hi
+
+
+def test_shared_noise_is_an_ar1_with_the_asked_sd_and_correlation():
+    c = shared_noise(200_000, 0.05, 0.7, rng=0)
+    assert c.std() == pytest.approx(0.05, rel=0.02)
+    assert np.corrcoef(c[1:], c[:-1])[0, 1] == pytest.approx(0.7, abs=0.01)
+
+
+def test_the_broad_family_covers_both_regimes_and_both_schedules():
+    cases = draw_family(4, seed=0)
+    assert {c.regime for c in cases} == {"early_peak", "log_rise"}
+    assert {c.schedule for c in cases} == {"pythia", "suite"}
+    for c in cases:
+        inside = c.t_peak < c.steps.max()
+        assert inside == (c.regime == "early_peak")
+        assert c.top1.shape == (c.steps.size, 10) and np.all(c.top1 > 0)
+    again = draw_family(4, seed=0)
+    assert all(np.array_equal(a.top1, b.top1) for a, b in zip(cases, again, strict=True))
+
+
+def test_checkpoint_noise_recovers_independent_noise():
+    """Unbiased on average over draws (one draw of 20 late points is noisy)."""
+    trend = np.log(50 + STEPS / 100)
+    got = [
+        checkpoint_noise(
+            STEPS, np.exp(trend + 0.03 * np.random.default_rng(s).standard_normal(STEPS.size))
+        )
+        for s in range(100)
+    ]
+    assert np.mean(got) == pytest.approx(0.03, rel=0.1)
+
+
+def test_a_fifteen_percent_drop_with_small_noise_is_an_early_peak_not_a_log_rise():
+    rng = np.random.default_rng(1)
+    t = STEPS
+    peak = 40.0 * np.exp(-((np.log1p(t) - np.log(2000)) ** 2) / 8)
+    base = np.maximum(peak, 0) + 20
+    trend = np.where(t < 2000, base, base.max() * (1 - 0.15 * (t - 2000) / (t.max() - 2000)))
+    y = trend * (1 + 0.023 * rng.standard_normal(t.size))
+    out = model_free_regime(t, y)
+    assert out["regime"] == "early_peak" and out["drop_z"] > 3
+    lo, hi = peak_region(t, y)
+    assert lo <= 2000 <= hi * 2  # the peak region contains (or neighbours) the true peak
+
+
+def test_a_steady_logarithmic_rise_is_a_log_rise():
+    rng = np.random.default_rng(2)
+    y = (10 + 5 * np.log1p(STEPS)) * (1 + 0.01 * rng.standard_normal(STEPS.size))
+    out = model_free_regime(STEPS, y)
+    assert out["regime"] == "log_rise" and out["slope_z"] > 2
+
+
+def test_flat_noise_is_undetermined():
+    rng = np.random.default_rng(3)
+    y = 20 * (1 + 0.02 * rng.standard_normal(STEPS.size))
+    assert model_free_regime(STEPS, y)["regime"] == "undetermined"
