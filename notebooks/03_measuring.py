@@ -30,8 +30,9 @@
 # **Parameters (papermill):** `suite` (`"default"`, `"smoke"` or `"pythia-<size>"`),
 # `data_dir`, `reuse` (our suites: read the committed data), `device`, `checkpoints`
 # (`"all"`, `"log"`, `"every-K"` or a list of steps), `n_sequences`, `seq_len` and `dtype`
-# (extraction settings for Pythia), `pretrained` (also measure SmolLM2),
-# `pretrained_seq_len`.
+# (extraction settings for Pythia), `executor` (Pythia: `"inprocess"` or `"ray"`, one Ray
+# task per checkpoint, see the chapter "Extracting all of Pythia"), `pretrained` (also
+# measure SmolLM2), `pretrained_seq_len`.
 
 # %% tags=["parameters"]
 suite = "default"
@@ -42,6 +43,7 @@ checkpoints = "all"
 n_sequences = 10
 seq_len = 2048
 dtype = "float32"
+executor = "inprocess"
 pretrained = True
 pretrained_seq_len = 512
 
@@ -71,7 +73,7 @@ from massive_activations.plots import plot_peak_heatmaps, plot_ratio_evolution, 
 sns.set_theme(context="notebook", style="whitegrid")
 table = suite_activations(
     suite, data_dir, reuse=reuse, checkpoints=checkpoints, n_sequences=n_sequences,
-    seq_len=seq_len, dtype=dtype, device=device,
+    seq_len=seq_len, dtype=dtype, device=device, executor=executor,
 )  # fmt: skip
 traj = trajectories(table)
 models = list(dict.fromkeys(table.model))
