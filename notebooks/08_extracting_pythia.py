@@ -181,7 +181,10 @@ totals.round(1)
 # it with the same hooks, and the driver writes its rows through the same store as the
 # in-process path, so an interrupted run resumes, a finished unit is never redone and no row
 # is written twice. A failed unit is retried (twice by default) and then reported with its
-# reason; the others complete. Started from a machine of the cluster (`ray start` done there):
+# reason; the others complete. The package (with its pinned Ray) is installed on every node,
+# the data folder is the driver's, and the checkpoints are read where the tasks run (the hub
+# cache of each node, or a shared `--cache-dir`). Started from a machine of the cluster
+# (`ray start` done there):
 
 # %%
 models = " ".join(f"pythia-{m.lower()}" for m in release.index)

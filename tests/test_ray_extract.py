@@ -142,3 +142,16 @@ def test_command_line(local_ray, inprocess, tiny_suite, tiny_ids, tmp_path, caps
     assert main([*args, "--executor", "ray", "--retries", "1"]) == 0
     pd.testing.assert_frame_equal(read_table(Path(tmp_path) / "mini" / "activations.parquet"),
                                   inprocess[0])  # fmt: skip
+
+
+def test_gpu_share_per_task(tiny_suite, tiny_ids):
+    """The share asked of Ray: none off CUDA, the executor's, or derived (no GPU needed)."""
+    units = local_checkpoints(tiny_suite, ["a"], [0, 1])
+    shared = {"input_ids": tiny_ids, "dtype": "float16", "device": "cuda", "batch_size": 1}
+    assert ray_executor._gpus(units, shared, RayExecutor()) == {"a": 0.125}  # a tiny model
+    assert ray_executor._gpus(units, shared, RayExecutor(gpus_per_task=0.5)) == {"a": 0.5}
+    assert ray_executor._gpus(units, {**shared, "device": "cpu"}, RayExecutor()) == {"a": 0.0}
+    with pytest.raises(ValueError, match="pass --device cuda, not cuda:1"):
+        ray_executor._gpus(units, {**shared, "device": "cuda:1"}, RayExecutor())
+    with pytest.raises(ValueError, match="more than one GPU of 1 GiB"):
+        ray_executor._gpus(units, shared, RayExecutor(gpu_memory_gib=1.0))
