@@ -143,3 +143,25 @@ def test_affected_rows_and_the_2p8b_ledger_answer(tiny_neox, tiny_ids):
     answer = integrity.pythia_2p8b_anomaly(other)
     assert not answer["testable"] and answer["finding"].startswith("not testable on this data")
     assert len(answer["reported"]) == 86
+
+
+def test_import_runs_the_checks(tmp_path, capsys):
+    """The paper's release format: a step whose file equals another's is named on import."""
+    from massive_activations.measurement.extract import main
+
+    stats = tmp_path / "pythia_70m" / "stats"
+    stats.mkdir(parents=True)
+
+    def literal(scale: float) -> str:  # 2 sequences x [top1, top2, top3, median] x 3 layers
+        per_seq = [[scale * (i + 3) for i in range(3)], [scale * (i + 2) for i in range(3)],
+                   [scale * (i + 1) for i in range(3)], [0.5] * 3]  # fmt: skip
+        return repr([per_seq, per_seq])
+
+    for step, scale in [(0, 1.0), (1000, 2.0), (2000, 40.0), (3000, 40.0), (4000, 3.0)]:
+        (stats / f"exp2_pythia_70m_step{step}").write_text(literal(scale))
+    assert main(["import", "--suite", "paper", "--data-dir", str(tmp_path / "d"), str(stats)]) == 0
+    out = capsys.readouterr().out
+    assert "check: identical statistics: pythia-70m steps 2000, 3000" in out
+    (stats / "exp2_pythia_70m_step3000").write_text(literal(39.0))
+    assert main(["import", "--suite", "other", "--data-dir", str(tmp_path / "d"), str(stats)]) == 0
+    assert "identical statistics" not in capsys.readouterr().out
