@@ -113,12 +113,17 @@ for name in measured:
             "weights MiB (computed)": want["weights_bytes"] / 2**20,
         })  # fmt: skip
 here = pd.DataFrame(rows)
+gap = here["peak MiB (measured)"] - here["memory MiB (computed)"]
 glue("measured_tokens", measured_n_sequences * measured_seq_len, display=False)
+glue("gap_min", float(gap.min()), display=False)
+glue("gap_max", float(gap.max()), display=False)
 here.round(2)
 
 # %% [markdown]
-# The measured peak holds the computed weights and activations plus what the allocator and the
-# loader keep (tens of MiB), which dominates for the smallest shapes; the throughput column is
+# The measured peak differs from the computed memory by {glue:text}`gap_min:+,.0f` to
+# {glue:text}`gap_max:+,.0f` MiB: what the allocator and the loader keep besides the tensors,
+# which dominates for the smallest shapes, and the cost model's allowance for activations,
+# an upper bound of what one layer holds at a time. The throughput column is
 # this machine's CPU (shared with other jobs while the book is built), the scale against which
 # a GPU's tens to hundreds of TFLOP/s are to be read.
 

@@ -251,7 +251,7 @@ def _worker(spec: Mapping) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         model = GPTNeoXForCausalLM(config)
         n_params = int(sum(p.numel() for p in model.parameters()))
-        model.save_pretrained(folder)
+        model.to(parse_dtype(spec["dtype"])[1]).save_pretrained(folder)  # stored as loaded
         del model
         before = _rss_mib("VmRSS")
         reset_peak_rss()
@@ -281,7 +281,7 @@ def measure_cost(
     """Time and memory of loading and measuring one random checkpoint of shape ``arch``.
 
     Runs in a fresh Python process: a GPT-NeoX with ``arch``'s sizes and random weights is
-    saved, then loaded in ``dtype`` and measured on random tokens as an extraction unit is.
+    saved in ``dtype``, then loaded and measured on random tokens as an extraction unit is.
 
     Returns
     -------
