@@ -17,17 +17,27 @@ and the ratio of minima to ``bare``.  Memory: each method in a fresh process, on
 then the peak during one pass (process peak RSS on CPU, reset after the warm-up on Linux, so
 it includes the model's weights; ``torch.cuda.max_memory_allocated`` on CUDA).
 
+With ``--executor ray`` the benchmark compares instead the two ways of running extraction
+units (:func:`massive_activations.measurement.extract.extract`) on the same ``--units``
+random checkpoints of that shape, saved as a local suite: in-process (one unit after the
+other, ``--threads`` torch threads, 1 by default as a Ray task gets), and Ray tasks on a local
+instance with 1 and with 2 CPU workers.  Ray's start-up is timed apart; the tables must be
+identical; the overhead per unit is (Ray with 1 worker - in-process) / units, cold (the first
+run: Ray's workers, and this process, import and set up) and warm (a second run, on other
+folders, with the same workers).
+
 Usage::
 
     python benchmarks/extraction.py --seq-len 2048
     python benchmarks/extraction.py --device cuda --hidden 2048 --layers 16 --heads 8
+    python benchmarks/extraction.py --executor ray --units 8 --hidden 128 --layers 4 --heads 4 \
+        --vocab 8192 --seq-len 512
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -101,27 +111,6 @@ def _runner(method, model, ids):
     return {"bare": bare, "ours": ours, "hidden_states": hidden_states, "sun": sun}[method]
 
 
-def _reset_peak_rss() -> None:
-    """Reset the process's peak RSS (Linux: write 5 to /proc/self/clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass  # elsewhere the peak includes building the model
-
-
-def _peak_rss() -> float:
-    """Peak resident memory in MiB since the last reset (VmHWM), else since the start."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _setup(args):
     import torch
 
@@ -162,16 +151,85 @@ def _worker(args) -> None:
     """Peak memory of one method, in a fresh process: one warm-up pass, reset, one pass."""
     import torch
 
+    from massive_activations.measurement.cost import peak_rss_mib, reset_peak_rss
+
     model, ids, cuda, timed = _setup(args)
     run = _runner(args.worker, model, ids)
     timed(run)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     else:
-        _reset_peak_rss()
+        reset_peak_rss()
     timed(run)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss()
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mib()
     print(json.dumps({"method": args.worker, "peak": peak}))
+
+
+def _executors(args) -> None:
+    """In-process vs Ray (1 and 2 workers) on the same units; start-up timed apart."""
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from massive_activations.measurement.extract import extract
+    from massive_activations.measurement.ray_executor import RayExecutor, connect
+    from massive_activations.measurement.sources import local_checkpoints
+    from massive_activations.measurement.store import ActivationStore
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads or 1)
+    generator = torch.Generator().manual_seed(args.seed)
+    ids = torch.randint(0, args.vocab, (args.n_sequences, args.seq_len), generator=generator)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for unit in range(args.units):
+            args.seed += 1
+            _model(args).save_pretrained(root / "suite" / "m" / f"step{unit}")
+        ckpts = local_checkpoints(root / "suite")
+        rows = []
+        for run in ("cold", "warm"):  # cold: the first loads in this process import and set up
+            start = time.perf_counter()
+            store = ActivationStore(root / f"inprocess-{run}", "s")
+            reference = extract(ckpts, ids, store, dtype=args.dtype, progress=False)
+            rows.append((f"in-process, {run}", 1, 0.0, time.perf_counter() - start))
+        tables = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            ray, _ = connect(RayExecutor(num_cpus=workers))
+            startup = time.perf_counter() - start
+            for run in ("cold", "warm"):  # cold: the workers start; warm: they are reused
+                start = time.perf_counter()
+                store = ActivationStore(root / f"ray{workers}-{run}", "s")
+                tables[workers, run] = extract(
+                    ckpts, ids, store, dtype=args.dtype, executor="ray", progress=False
+                )
+                label = f"ray, {workers} worker(s), {run}"
+                rows.append((label, workers, startup, time.perf_counter() - start))
+                startup = 0.0
+            ray.shutdown()
+    identical = all(t.drop(columns="suite").equals(reference.drop(columns="suite"))
+                    for t in tables.values())  # fmt: skip
+    table = pd.DataFrame(rows, columns=["path", "workers", "startup_s", "run_s"])
+    table["s_per_unit"] = table["run_s"] / args.units
+    table["units_per_s"] = args.units / table["run_s"]
+    print(
+        f"{args.units} checkpoints of GPT-NeoX d={args.hidden} L={args.layers} H={args.heads} "
+        f"vocab={args.vocab}, {args.n_sequences} x {args.seq_len} tokens each, {args.dtype} on "
+        f"cpu, torch threads per unit: {args.threads or 1}"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    per_unit = dict(zip(table["path"], table["s_per_unit"], strict=True))
+    for run in ("cold", "warm"):
+        inproc = per_unit[f"in-process, {run}"]
+        ray1 = per_unit[f"ray, 1 worker(s), {run}"]
+        print(
+            f"overhead per unit (ray, 1 worker, {run} - in-process): {ray1 - inproc:+.3f} s "
+            f"({(ray1 / inproc - 1) * 100:+.0f}%)"
+        )
+    print(f"ray start-up: {table['startup_s'].iloc[2]:.1f} s once; tables identical: {identical}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,7 +247,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--executor", choices=["ray"], help="compare the Ray path with the in-process one"
+    )
+    parser.add_argument("--units", type=int, default=8, help="with --executor: checkpoints")
     args = parser.parse_args(argv)
+    if args.executor:
+        _executors(args)
+        return
     if args.worker:
         _worker(args)
         return

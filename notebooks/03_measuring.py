@@ -31,9 +31,11 @@
 # **Parameters (papermill):** `suite` (`"default"`, `"smoke"` or `"pythia-<size>"`),
 # `data_dir`, `reuse` (our suites: read the committed data), `device`, `checkpoints`
 # (`"all"`, `"log"`, `"every-K"` or a list of steps), `n_sequences`, `seq_len` and `dtype`
-# (extraction settings for Pythia), `variant` (the evaluation sequences every figure shows:
-# `"raw"` text slices as the paper takes them, or `"eot_first"`), `pretrained` (also measure
-# SmolLM2), `pretrained_sequences`, `pretrained_seq_len`.
+# (extraction settings for Pythia), `executor` (Pythia: `"inprocess"` or `"ray"`, one Ray
+# task per checkpoint, see the chapter "Extracting all of Pythia"), `variant` (the
+# evaluation sequences every figure shows: `"raw"` text slices as the paper takes them, or
+# `"eot_first"`), `pretrained` (also measure SmolLM2), `pretrained_sequences`,
+# `pretrained_seq_len`.
 
 # %% tags=["parameters"]
 suite = "default"
@@ -44,6 +46,7 @@ checkpoints = "all"
 n_sequences = 10
 seq_len = 2048
 dtype = "float32"
+executor = "inprocess"
 variant = "raw"
 pretrained = True
 pretrained_sequences = 10
@@ -81,7 +84,7 @@ sns.set_theme(context="notebook", style="whitegrid")
 # %%
 every_variant = suite_activations(
     suite, data_dir, reuse=reuse, checkpoints=checkpoints, n_sequences=n_sequences,
-    seq_len=seq_len, dtype=dtype, device=device, variant=None,
+    seq_len=seq_len, dtype=dtype, device=device, executor=executor, variant=None,
 )  # fmt: skip
 table = select_variant(every_variant, variant, suite)
 traj = trajectories(table)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 TINY_VOCAB = 128
 
@@ -102,4 +103,74 @@ def fake_hub(tmp_path_factory):
         commit = _commit(f"pythia-14m step{step}")
         _tiny_neox(step).save_pretrained(repo / "snapshots" / commit)
         (repo / "refs" / f"step{step}").write_text(commit)
+    return cache
+
+
+def _git_blob_sha1(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def lay_out_hub_cache(cache, repo_id: str, revisions: dict) -> None:
+    """Lay out ``{revision: folder}`` as the hub cache does for ``repo_id`` under ``cache``.
+
+    Each file goes to ``blobs/`` once, named as the hub names it (weight files by their
+    sha256, as LFS files; others by their git blob sha1), and ``snapshots/<commit>/<file>``
+    links to it; ``refs/<revision>`` holds the commit.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    for revision, folder in revisions.items():
+        commit = _commit(f"{repo_id}@{revision}")
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for path in sorted(Path(folder).iterdir()):
+            data = path.read_bytes()
+            weight = path.suffix in (".safetensors", ".bin")
+            name = hashlib.sha256(data).hexdigest() if weight else _git_blob_sha1(data)
+            blob = repo / "blobs" / name
+            if not blob.exists():
+                blob.write_bytes(data)
+            os.symlink(os.path.join("..", "..", "blobs", name), snapshot / path.name)
+        (repo / "refs" / revision).write_text(commit)
+
+
+@pytest.fixture(scope="session")
+def dup_hub(tmp_path_factory):
+    """A hub cache whose step branches share weights, as EleutherAI/pythia issues 205/206 report.
+
+    ``EleutherAI/pythia-70m`` (one ``model.safetensors``): step0 (seed 0); step1, step143000
+    and main hold the same weights (seed 9); step2 and step1000 hold the same weights
+    (seed 2).  ``EleutherAI/pythia-160m`` (three shards ``model-0000i-of-00003.safetensors``):
+    step0 (seed 10), step2000 (seed 12), step143000 = main (seed 19), and step1000 (seed 11)
+    whose first shard is main's.
+    """
+    import shutil
+
+    saved = tmp_path_factory.mktemp("saved")
+    cache = tmp_path_factory.mktemp("dup_hub")
+
+    def save(seed: int, shards: bool = False):
+        folder = saved / (f"seed{seed}" + ("-sharded" if shards else ""))
+        if not folder.exists():
+            kwargs = {"max_shard_size": "40KB"} if shards else {}
+            _tiny_neox(seed).save_pretrained(folder, **kwargs)
+        return folder
+
+    whole = {"step0": save(0), "step1": save(9), "step2": save(2), "step1000": save(2)}
+    whole.update({"step143000": save(9), "main": save(9)})
+    lay_out_hub_cache(cache, "EleutherAI/pythia-70m", whole)
+    mixed = saved / "seed11-with-main-shard1"
+    shutil.copytree(save(11, True), mixed)
+    first = "model-00001-of-00003.safetensors"
+    shutil.copyfile(save(19, True) / first, mixed / first)
+    sharded = {"step0": save(10, True), "step1000": mixed, "step2000": save(12, True)}
+    sharded.update({"step143000": save(19, True), "main": save(19, True)})
+    lay_out_hub_cache(cache, "EleutherAI/pythia-160m", sharded)
     return cache

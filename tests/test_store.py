@@ -174,7 +174,9 @@ def test_write_table_is_checked_and_atomic(tmp_path, single_run):
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
     with pytest.raises(ValueError, match=r"lacks columns \['status'\]"):
         write_table(single_run.drop(columns="status"), tmp_path / "u.parquet")
-    with pytest.raises(FileNotFoundError, match=r"run `python -m massive_activations\.extract"):
+    with pytest.raises(
+        FileNotFoundError, match=r"run `python -m massive_activations\.measurement\.extract"
+    ):
         read_table(tmp_path / "none.parquet")
     with pytest.raises(ValueError, match="Suite name"):
         ActivationStore(tmp_path, "../up")

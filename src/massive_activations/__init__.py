@@ -35,8 +35,20 @@ measurement.measure
     Forward hooks that reduce each decoder layer's output to top-1/2/3 and median (Eqs. 1-8).
 measurement.store
     The activation table on disk: resumable per checkpoint, sharded, atomic.
+measurement.weights
+    Which bytes a checkpoint holds: weight-file SHA-256 from the hub's metadata or the files,
+    and the revisions that serve another step's weights.
 measurement.extract
     Extraction of a checkpoint series into the table (command line ``extract``).
+measurement.ray_executor
+    Extraction units as Ray tasks, on a local instance or a cluster, with retries.
+measurement.cost
+    Tokens, FLOPs and memory of measuring one checkpoint; GPU shares and GPU-hours.
+measurement.noise
+    The top-1/median ratio of Gaussian noise: the baseline for "no massive activation".
+measurement.integrity
+    Checks of a table without weights (identical checkpoints, trained-looking initial
+    checkpoints, unexplained jumps) and the upstream reports on Pythia's revisions.
 measurement.raw_import
     The paper's released raw statistics files, imported into the same table.
 measurement.trajectories

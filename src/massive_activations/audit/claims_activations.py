@@ -8,7 +8,6 @@ import pandas as pd
 
 from massive_activations import reference
 from massive_activations.audit.statistics import (
-    gaussian_ratio,
     spearman_permutation,
 )
 from massive_activations.audit.verdicts import (
@@ -23,6 +22,7 @@ from massive_activations.audit.verdicts import (
     per_model_max,
     untestable,
 )
+from massive_activations.measurement.noise import gaussian_ratio
 
 __all__ = [
     "claim_absent_at_init",

@@ -1,4 +1,9 @@
-"""Statistics behind the ledger's tests: a Gaussian baseline, a rank test, a proportion interval."""
+"""Statistics behind the ledger's tests: a Gaussian baseline, a rank test, a proportion interval.
+
+The Gaussian baseline, :func:`gaussian_ratio`, lives in
+:mod:`massive_activations.measurement.noise` (the checkpoint checks use it too) and is
+re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,13 @@ import math
 import numpy as np
 import pandas as pd
 
+from massive_activations.measurement.noise import gaussian_ratio
+
 __all__ = [
     "gaussian_ratio",
     "spearman_permutation",
     "wilson_interval",
 ]
-
-
-def gaussian_ratio(n: int, reps: int = 32, seed: int = 0) -> float:
-    """Mean top-1 / median of ``|z|`` over ``n`` i.i.d. standard normal values.
-
-    The ratio a layer output with no outlier (pure noise of ``n = seq_len * d`` elements)
-    gives: the baseline against which "absent at initialisation" is judged.
-    """
-    if n < 2:
-        raise ValueError(f"n must be >= 2 elements; got {n}.")
-    rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(reps):
-        z = np.abs(rng.standard_normal(n))
-        ratios.append(z.max() / np.median(z))
-    return float(np.mean(ratios))
 
 
 def spearman_permutation(x, y, max_exact: int = 8, n_resamples: int = 20000, seed: int = 0):

@@ -80,6 +80,7 @@ def suite_activations(
     device: str = "cpu",
     progress: bool = False,
     variant: str | None = DEFAULT_VARIANT,
+    executor: str = "inprocess",
 ) -> pd.DataFrame:
     """The activation table of ``suite``, restricted to the chosen checkpoints and variant.
 
@@ -103,6 +104,9 @@ def suite_activations(
         Evaluation sequences (:data:`~massive_activations.measurement.store.VARIANTS`):
         ``"raw"`` text slices as the paper takes them, ``"eot_first"`` (our suites only), or
         None for every variant measured.
+    executor : str, default "inprocess"
+        Pythia: ``"ray"`` measures each checkpoint as a Ray task on a local instance
+        (:mod:`massive_activations.measurement.ray_executor`).
     """
     if suite in SUITES:
         table = load_suite_data(suite, data_dir, reuse=reuse, device=device, progress=progress)
@@ -113,7 +117,9 @@ def suite_activations(
         chosen = pythia_checkpoints(suite, checkpoints)
         store = ActivationStore(data_dir, suite)
         ids = _eval_ids(chosen[0], n_sequences, seq_len)
-        table = extract(chosen, ids, store, dtype=dtype, device=device, progress=progress)
+        table = extract(
+            chosen, ids, store, dtype=dtype, device=device, progress=progress, executor=executor
+        )
     else:
         raise ValueError(
             f"Unknown suite {suite!r}: use one of {sorted(SUITES)} (our suites) or "

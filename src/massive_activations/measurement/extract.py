@@ -9,9 +9,19 @@ Command line (each step has ``--help``)::
     python -m massive_activations.measurement.extract merge --suite mini
     python -m massive_activations.measurement.extract import --suite paper path/to/pythia_70m/stats
 
+    python -m massive_activations.measurement.extract extract --suite pythia --pythia pythia-1b \
+        --text docs.txt --device cuda --dtype fp16 --executor ray --address auto
+
 One unit of work is one (model, step, dtype): it is loaded, measured, written to its part file
 and freed before the next, so a killed run restarts where it stopped (see
-:mod:`massive_activations.measurement.store`).
+:mod:`massive_activations.measurement.store`).  With ``--executor ray`` each unit is a Ray
+task (:mod:`massive_activations.measurement.ray_executor`), written by the same store.
+
+Before any unit runs, the SHA-256 of every checkpoint's weight files is read (the hub's file
+metadata, no download: :mod:`massive_activations.measurement.weights`) and written beside the
+table (``checkpoints.parquet``); checkpoints that hold another step's weights are named and
+not measured unless ``--allow-duplicates`` is given.  ``import`` runs the statistics checks
+of :mod:`massive_activations.measurement.integrity` on the imported table.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import argparse
 import gc
 import hashlib
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,8 +39,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from massive_activations.measurement.integrity import run_checks
 from massive_activations.measurement.measure import as_inputs, measure_inputs
 from massive_activations.measurement.raw_import import import_raw
+from massive_activations.measurement.ray_executor import ExtractionFailed, RayExecutor, run_units
 from massive_activations.measurement.sources import (
     Checkpoint,
     CheckpointError,
@@ -48,15 +61,26 @@ from massive_activations.measurement.store import (
     shard_jobs,
     write_table,
 )
+from massive_activations.measurement.weights import (
+    DuplicateWeightsWarning,
+    flagged_checkpoints,
+    weight_record,
+    write_record,
+)
 
 __all__ = [
+    "EXECUTORS",
     "document_windows",
     "extract",
     "main",
+    "measure_checkpoint",
     "measurement_settings",
     "token_windows",
     "tokenize_text",
 ]
+
+#: Ways to run the units: in this process, one after the other, or as Ray tasks.
+EXECUTORS = ("inprocess", "ray")
 
 
 def token_windows(ids: np.ndarray | torch.Tensor, n_sequences: int, seq_len: int) -> torch.Tensor:
@@ -159,6 +183,59 @@ def measurement_settings(
     }
 
 
+def measure_checkpoint(
+    checkpoint: Checkpoint,
+    *,
+    input_ids: torch.Tensor | Mapping[str, torch.Tensor],
+    dtype: str = "float32",
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    attention_sink: bool = False,
+) -> pd.DataFrame:
+    """Load one checkpoint, measure every variant of ``input_ids``, free it: one unit's rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`~massive_activations.measurement.measure.measure_inputs`' rows with ``model``,
+        ``step`` and ``dtype``.
+    """
+    dtype_name, _ = parse_dtype(dtype)
+    model = checkpoint.load(dtype=dtype_name, device=device)
+    try:
+        df = measure_inputs(model, input_ids, attention_sink=attention_sink, batch_size=batch_size)
+    finally:
+        del model
+        gc.collect()
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    return df.assign(model=checkpoint.model, step=checkpoint.step, dtype=dtype_name)
+
+
+def _check_weights(
+    checkpoints: Sequence[Checkpoint], allow_duplicates: bool, progress: bool
+) -> tuple[pd.DataFrame, dict]:
+    """The series' weight record and ``{(model, step): what it duplicates}``, warned about."""
+    record = weight_record(checkpoints, progress=progress)
+    flags = {
+        (m, int(s)): text
+        for m, s, text in flagged_checkpoints(record).itertuples(index=False, name=None)
+    }
+    if flags:
+        listed = "\n".join(f"  {m} step {s}: same weights as {t}" for (m, s), t in flags.items())
+        action = (
+            "measured anyway (--allow-duplicates); checkpoints.parquet flags them"
+            if allow_duplicates
+            else "not measured (pass allow_duplicates=True / --allow-duplicates to measure them)"
+        )
+        warnings.warn(
+            f"{len(flags)} checkpoint(s) hold another checkpoint's weights, {action}:\n{listed}",
+            DuplicateWeightsWarning,
+            stacklevel=3,
+        )
+    return record, flags
+
+
 def extract(
     checkpoints: Sequence[Checkpoint],
     input_ids: torch.Tensor,
@@ -170,8 +247,16 @@ def extract(
     attention_sink: bool = False,
     shard: str | tuple[int, int] | None = None,
     progress: bool = True,
+    allow_duplicates: bool = False,
+    executor: str | RayExecutor = "inprocess",
 ) -> pd.DataFrame:
-    """Measure every checkpoint not yet stored, one at a time, and write the suite's table.
+    """Measure every checkpoint not yet stored, one unit at a time, and write the suite's table.
+
+    First the SHA-256 of every checkpoint's weight files is read (hub metadata, no download;
+    local files hashed: :func:`~massive_activations.measurement.weights.weight_record`):
+    a checkpoint holding another step's weights (or ``main``'s, for a step other than the
+    final one) is flagged and, unless ``allow_duplicates``, not measured.  The record is
+    written beside the table as ``checkpoints.parquet``.
 
     Parameters
     ----------
@@ -186,7 +271,7 @@ def extract(
     dtype : str, default "float32"
         Weights' dtype: float32, bfloat16 or float16 (fp32, bf16, fp16).
     device : str or torch.device, default "cpu"
-        Where each checkpoint runs.
+        Where each checkpoint runs (with Ray: ``"cpu"`` or ``"cuda"``).
     batch_size : int, default 1
         Sequences per forward pass.
     attention_sink : bool, default False
@@ -196,40 +281,72 @@ def extract(
         ``activations.shard-i-of-n.parquet`` instead of ``activations.parquet``.
     progress : bool, default True
         Show a progress bar over checkpoints.
+    allow_duplicates : bool, default False
+        Measure the checkpoints whose weights duplicate another's too (they stay flagged in
+        ``checkpoints.parquet``; :func:`~massive_activations.measurement.weights.with_flags`
+        adds the flag to the table).
+    executor : "inprocess", "ray" or RayExecutor, default "inprocess"
+        ``"ray"``: each unit is a Ray task on a local instance (127.0.0.1); a
+        :class:`~massive_activations.measurement.ray_executor.RayExecutor` sets the cluster
+        address, GPU share and retries.
 
     Returns
     -------
     pandas.DataFrame
         The table written: the whole suite, or this shard's checkpoints.
+
+    Raises
+    ------
+    ExtractionFailed
+        With the Ray executor, when units failed after their retries: the table of the others
+        is written first, and the exception lists each failed unit with its reason.
     """
     dtype_name, _ = parse_dtype(dtype)
+    if isinstance(executor, str):
+        if executor not in EXECUTORS:
+            raise ValueError(f"Unknown executor {executor!r}; use one of {EXECUTORS}.")
+        executor = RayExecutor() if executor == "ray" else None
     keys = [c.key for c in checkpoints]
     if len(set(keys)) != len(keys):
         raise ValueError("The checkpoint series lists a (model, step) twice; remove duplicates.")
+    if shard is not None:
+        parse_shard(shard)
     store.check_settings(
         measurement_settings(input_ids, batch_size=batch_size, attention_sink=attention_sink)
     )
+    record, flags = _check_weights(checkpoints, allow_duplicates, progress)
     jobs = shard_jobs(checkpoints, shard)
+    if not allow_duplicates:
+        jobs = [c for c in jobs if c.key not in flags]
     done = store.done_units()
     todo = [c for c in jobs if (c.model, c.step, dtype_name) not in done]
-    bar = tqdm(todo, desc=f"extract {store.suite}", unit="ckpt", disable=not progress)
-    for checkpoint in bar:
-        bar.set_postfix_str(f"{checkpoint.model} step {checkpoint.step}")
-        model = checkpoint.load(dtype=dtype_name, device=device)
-        try:
-            df = measure_inputs(
-                model, input_ids, attention_sink=attention_sink, batch_size=batch_size
-            )
-        finally:
-            del model
-            gc.collect()
-            if torch.device(device).type == "cuda":
-                torch.cuda.empty_cache()
-        store.write_part(df.assign(model=checkpoint.model, step=checkpoint.step, dtype=dtype_name))
+    shared = {
+        "input_ids": input_ids,
+        "dtype": dtype_name,
+        "device": str(device),
+        "batch_size": batch_size,
+        "attention_sink": attention_sink,
+    }
+    failures = []
+    if executor is None:
+        bar = tqdm(todo, desc=f"extract {store.suite}", unit="ckpt", disable=not progress)
+        for checkpoint in bar:
+            bar.set_postfix_str(f"{checkpoint.model} step {checkpoint.step}")
+            store.write_part(measure_checkpoint(checkpoint, **shared))
+    else:
+        failures = run_units(
+            todo, measure_checkpoint, shared, store.write_part, executor,
+            description=f"extract {store.suite} (ray)", progress=progress,
+        )  # fmt: skip
+    failed = {(f.model, f.step) for f in failures}
     if shard is None:
-        return store.consolidate()
-    table = store.rows((c.model, c.step, dtype_name) for c in jobs)
-    write_table(table, store.shard_path(*parse_shard(shard)))
+        table = store.consolidate()
+    else:
+        table = store.rows((c.model, c.step, dtype_name) for c in jobs if c.key not in failed)
+        write_table(table, store.shard_path(*parse_shard(shard)))
+    write_record(record, store.dir.parent, store.suite)
+    if failures:
+        raise ExtractionFailed(failures, table)
     return table
 
 
@@ -279,21 +396,47 @@ def _input_ids(args: argparse.Namespace, first: Checkpoint) -> torch.Tensor:
     return token_windows(ids, args.n_sequences, args.seq_len)
 
 
+def _executor(args: argparse.Namespace) -> str | RayExecutor:
+    ray_only = {"--address": args.address, "--gpus-per-task": args.gpus_per_task}
+    ray_only.update({"--num-cpus": args.num_cpus, "--gpu-memory-gib": args.gpu_memory_gib})
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if args.executor != "ray":
+        if given:
+            raise ValueError(f"{', '.join(given)} need --executor ray.")
+        return args.executor
+    return RayExecutor(
+        address=args.address,
+        gpus_per_task=args.gpus_per_task,
+        retries=args.retries,
+        num_cpus=args.num_cpus,
+        gpu_memory_gib=args.gpu_memory_gib,
+    )
+
+
 def _cmd_extract(args: argparse.Namespace) -> None:
+    executor = _executor(args)
     checkpoints = _checkpoints(args)
     input_ids = _input_ids(args, checkpoints[0])
     store = ActivationStore(args.data_dir, args.suite)
-    table = extract(
-        checkpoints,
-        input_ids,
-        store,
-        dtype=args.dtype,
-        device=args.device,
-        batch_size=args.batch_size,
-        attention_sink=args.attention_sink,
-        shard=args.shard,
-        progress=not args.no_progress,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DuplicateWeightsWarning)
+        try:
+            table = extract(
+                checkpoints,
+                input_ids,
+                store,
+                dtype=args.dtype,
+                device=args.device,
+                batch_size=args.batch_size,
+                attention_sink=args.attention_sink,
+                shard=args.shard,
+                progress=not args.no_progress,
+                allow_duplicates=args.allow_duplicates,
+                executor=executor,
+            )
+        finally:
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
     where = store.shard_path(*parse_shard(args.shard)) if args.shard else store.table_path
     bad = int((table.status != "ok").sum())
     print(f"{len(table)} rows in {where}" + (f" ({bad} not ok: see `status`)" if bad else ""))
@@ -305,6 +448,12 @@ def _cmd_import(args: argparse.Namespace) -> None:
     for path, reason in skipped:
         print(f"skipped malformed file {path}: {reason}", file=sys.stderr)
     print(f"{len(table)} rows in {store.table_path}; {len(skipped)} file(s) skipped")
+    findings, _ = run_checks(table)
+    for f in findings.itertuples(index=False):
+        steps = ", ".join(map(str, f.steps))
+        print(f"check: {f.check}: {f.model} steps {steps} ({f.statistic}): {f.detail}")
+    if findings.empty:
+        print("checks: no identical checkpoints and no unexplained jumps")
 
 
 def _cmd_merge(args: argparse.Namespace) -> None:
@@ -351,6 +500,23 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--batch-size", type=int, default=1)
     ex.add_argument("--attention-sink", action="store_true", help="also attn_first_pos")
     ex.add_argument("--shard", metavar="I/N", help="run shard I of N (0 <= I < N)")
+    ex.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="also measure checkpoints whose weights equal another step's (flagged in "
+        "checkpoints.parquet)",
+    )
+    ex.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="inprocess",
+        help="inprocess (default) or ray: one Ray task per checkpoint",
+    )
+    ex.add_argument("--address", help="with ray: an existing cluster (default: local, 127.0.0.1)")
+    ex.add_argument("--gpus-per-task", type=float, help="with ray: GPU share (default: derived)")
+    ex.add_argument("--retries", type=int, default=2, help="with ray: retries of a failed unit")
+    ex.add_argument("--num-cpus", type=int, help="with ray: CPUs of the local instance")
+    ex.add_argument("--gpu-memory-gib", type=float, help="with ray: memory of one GPU")
     ex.set_defaults(run=_cmd_extract)
 
     im = sub.add_parser("import", help="import the paper's raw exp2_* files")
@@ -369,11 +535,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 with a message on bad input)."""
+    """Run the command line; return the exit status (2 on bad input, 1 when units failed)."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         args.run(args)
+    except ExtractionFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except (ValueError, CheckpointError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

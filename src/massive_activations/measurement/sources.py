@@ -39,8 +39,11 @@ __all__ = [
     "RELEASED_STEP",
     "Checkpoint",
     "CheckpointError",
+    "describe_missing",
     "gguf_checkpoint",
+    "hub_cache_folder",
     "hub_checkpoints",
+    "hub_error_message",
     "load_model",
     "load_tokenizer",
     "local_checkpoints",
@@ -373,12 +376,14 @@ def _causes(error: BaseException) -> list[BaseException]:
     return chain
 
 
-def _repo_cache(location: str, cache_dir: str | Path | None) -> Path:
+def hub_cache_folder(location: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder of hub repository ``location`` in a Hugging Face cache (default the hub's)."""
     return Path(cache_dir or HF_HUB_CACHE) / ("models--" + location.replace("/", "--"))
 
 
-def _describe_missing(location: str, revision: str | None, cache_dir: str | None) -> str:
-    repo = _repo_cache(location, cache_dir)
+def describe_missing(location: str, revision: str | None, cache_dir: str | Path | None) -> str:
+    """Why ``location@revision`` is not available offline, naming the cached revisions."""
+    repo = hub_cache_folder(location, cache_dir)
     what = f"{location}" + (f" at revision {revision!r}" if revision else "")
     offline = "HF_HUB_OFFLINE=1" if is_offline_mode() else "the hub cannot be reached"
     if not repo.is_dir():
@@ -393,6 +398,42 @@ def _describe_missing(location: str, revision: str | None, cache_dir: str | None
         f"revisions: {', '.join(refs) or 'none'}. Choose a cached step or download it with "
         "network access."
     )
+
+
+def hub_error_message(
+    error: BaseException, location: str, revision: str | None, cache_dir: str | Path | None
+) -> str | None:
+    """What a hub error raised for ``location@revision`` means and how to fix it.
+
+    Returns
+    -------
+    str or None
+        The message for a gated or unknown repository, an unknown revision, or a revision
+        missing from the cache while offline; None for any other error.
+    """
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    kinds = tuple(type(e) for e in _causes(error))
+    if any(issubclass(k, GatedRepoError) for k in kinds):
+        return f"{location} is gated: log in with `hf auth login` and accept its terms."
+    if any(issubclass(k, RevisionNotFoundError) for k in kinds):
+        return (
+            f"{location} has no revision {revision!r}; choose a step of its schedule "
+            "(Pythia: step0, step1, step2, ..., step512, step1000, ..., step143000)."
+        )
+    if any(issubclass(k, RepositoryNotFoundError) for k in kinds):
+        return (
+            f"Unknown model {location!r}: no such repository on the hub. Check the name "
+            "(Pythia: EleutherAI/pythia-70m, ...)."
+        )
+    if any(issubclass(k, LocalEntryNotFoundError) for k in kinds):
+        return describe_missing(location, revision, cache_dir)
+    return None
 
 
 def load_model(
@@ -427,12 +468,6 @@ def load_model(
         Unknown repository, missing revision, offline without a cached copy, a local folder
         that does not exist, or a corrupt checkpoint; the message names it and the fix.
     """
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
     from transformers import AutoModelForCausalLM
 
     _, torch_dtype = parse_dtype(dtype)
@@ -451,24 +486,9 @@ def load_model(
             cache_dir=None if cache_dir is None else str(cache_dir),
         )
     except Exception as error:
-        chain = _causes(error)
-        kinds = tuple(type(e) for e in chain)
-        if any(issubclass(k, GatedRepoError) for k in kinds):
-            message = f"{location} is gated: log in with `hf auth login` and accept its terms."
-        elif any(issubclass(k, RevisionNotFoundError) for k in kinds):
-            message = (
-                f"{location} has no revision {revision!r}; choose a step of its schedule "
-                "(Pythia: step0, step1, step2, ..., step512, step1000, ..., step143000)."
-            )
-        elif any(issubclass(k, RepositoryNotFoundError) for k in kinds):
-            message = (
-                f"Unknown model {location!r}: no such repository on the hub. Check the name "
-                "(Pythia: EleutherAI/pythia-70m, ...)."
-            )
-        elif any(issubclass(k, LocalEntryNotFoundError) for k in kinds):
-            message = _describe_missing(location, revision, cache_dir)
-        else:
-            place = local if is_local else _repo_cache(location, cache_dir)
+        message = hub_error_message(error, location, revision, cache_dir)
+        if message is None:
+            place = local if is_local else hub_cache_folder(location, cache_dir)
             message = (
                 f"Cannot load checkpoint {what} ({type(error).__name__}: {error}). If the "
                 f"files are corrupt or incomplete, delete {place} and save or download it again."

@@ -7,6 +7,8 @@ Layout under ``<data>/<suite>/``:
 * ``parts/<model>/<dtype>/step<N>.parquet``: one finished unit of work, a (model, step,
   dtype), written as soon as it is measured;
 * ``settings.json``: the measurement settings all units of the suite share;
+* ``checkpoints.parquet``: the SHA-256 of each checkpoint's weight files, written by
+  ``extract`` beside the table (:mod:`massive_activations.measurement.weights`);
 * ``activations.shard-<i>-of-<n>.parquet``: the table of one shard of a sharded run.
 
 Every file is written to a temporary file in the same folder and moved into place with
