@@ -166,20 +166,23 @@ def test_pretrained_claim_needs_all_three_signatures():
     assert audit.claim_pretrained_first_token(weak)["verdict"] == "not reproduced"
 
 
-def _fits():
+def _fits(n_models: int = 10):
+    """A fits table with a known answer: edges peak early, middle layers rise (both calls)."""
     rows = []
-    for m, L in (("L2-d64-h2", 2), ("L4-d64-h4", 4), ("L8-d128-h4", 8)):
+    for i in range(n_models):
+        m, L = f"L{3 + i % 4}-d64-h2-s{i}", 3 + i % 4
         for layer in range(1, L + 1):
             edge = layer in (1, L)
-            for hyp, aic, r2 in (("eq9", -50, 0.97), ("step1", -10, 0.5), ("step2", -30, 0.9)):
+            regime = "early_peak" if edge else "log_rise"
+            for hyp, aic, r2 in (("eq9", -50, 0.99), ("step1", -10, 0.5), ("step2", -30, 0.9)):
                 for proc in ("ours", "paper"):
                     rows.append(
                         {"model": m, "layer": layer, "n_layers": L, "relative_depth": layer / L,
                          "hypothesis": hyp, "procedure": proc, "status": "ok", "aic": aic,
-                         "r2": r2, "r2_all": r2 - 0.01, "t_peak": 50.0 if edge else 1e6,
+                         "r2": r2, "r2_all": r2 - (0.01 if proc == "paper" else 0.0),
+                         "t_peak": 50.0 if edge else 1e6,
                          "t_peak_boot_lo": 1.0, "t_peak_boot_hi": 2.0, "t_peak_delta_lo": 1.0,
-                         "t_peak_delta_hi": 2.0,
-                         "regime": "early_peak" if edge else "log_rise"}
+                         "t_peak_delta_hi": 2.0, "regime": regime, "mf_regime": regime}
                     )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -187,18 +190,78 @@ def _fits():
 def test_fit_claims_on_a_known_table():
     fits = _fits()
     edges = audit.claim_early_peak_edges(fits)
-    assert edges["verdict"] == "reproduced" and "6 of 6" in edges["our_value"]
+    assert edges["verdict"] == "reproduced"
+    assert (
+        "first layers: 10 of 10" in edges["our_value"]
+        and "last layers: 10 of 10" in edges["our_value"]
+    )
     middle = audit.claim_log_rise_middle(fits)
-    assert middle["verdict"] == "reproduced" and "8 of 8" in middle["our_value"]
+    assert middle["verdict"] == "reproduced" and "23 of 23" in middle["our_value"]
     r2 = audit.claim_eq9_fits(fits)
-    assert r2["verdict"] == "reproduced" and "0.970" in r2["our_value"]
-    assert "0.960" in r2["reading"]  # the paper procedure's r2_all
+    assert r2["verdict"] == "reproduced" and "mean R^2 0.990" in r2["our_value"]
+    assert "paper's procedure alone 0.980" in r2["reading"]
     aic = audit.claim_eq9_beats_steps(fits)
-    assert aic["verdict"] == "reproduced" and "14 of 14" in aic["our_value"]
+    assert aic["verdict"] == "reproduced" and "ours: lowest AIC in 43 of 43" in aic["our_value"]
     flipped = fits.assign(regime=fits["regime"].map({"early_peak": "log_rise",
                                                      "log_rise": "early_peak"}))  # fmt: skip
+    flipped["mf_regime"] = flipped["regime"]
     assert audit.claim_early_peak_edges(flipped)["verdict"] == "not reproduced"
     assert audit.claim_log_rise_middle(flipped)["verdict"] == "not reproduced"
+
+
+def test_a_regime_counts_only_where_eq9_and_the_model_free_call_agree():
+    fits = _fits()
+    fits["mf_regime"] = "undetermined"  # the model-free call decides nothing
+    row = audit.claim_early_peak_edges(fits)
+    assert row["verdict"] == "not testable on this data"
+    disagree = _fits().assign(mf_regime="log_rise")
+    row = audit.claim_early_peak_edges(disagree)
+    assert row["verdict"] == "not testable on this data"
+    assert "20 where the calls disagree" in row["our_value"]
+    agreed = audit.agreed_regimes(disagree)
+    assert (agreed.loc[agreed.regime == "early_peak", "agreed"] == "undetermined").all()
+
+
+def test_too_few_layers_is_inconclusive_not_untestable():
+    row = audit.claim_early_peak_edges(_fits(3))  # 3 of 3: the Wilson interval reaches 44 %
+    assert row["verdict"] == "inconclusive"
+    assert (
+        audit.majority(3, 3) == "inconclusive"
+        and audit.majority(0, 0) == "not testable on this data"
+    )
+
+
+def test_eq9_fits_tests_the_floor_and_counts_failures():
+    fits = _fits()
+    low = fits.copy()
+    hit = (low.model == low.model.iloc[0]) & (low.layer == 1) & low.hypothesis.isin(["eq9", "eq14"])
+    low.loc[hit, "r2_all"] = 0.80
+    row = audit.claim_eq9_fits(low)
+    assert row["verdict"] == "not reproduced" and "1 below 0.93" in row["our_value"]
+    failed = fits.copy()
+    many = failed.layer == 2  # one layer per model: 10 of 43 layers, over 10 %
+    failed.loc[many, "status"] = "not_converged"
+    row = audit.claim_eq9_fits(failed)
+    assert (
+        row["verdict"] == "inconclusive"
+        and "10 of 43 layers without a converged fit" in row["our_value"]
+    )
+
+
+def test_procedures_that_disagree_are_inconclusive():
+    fits = _fits()
+    paper = fits.procedure == "paper"
+    fits.loc[paper & (fits.hypothesis == "eq9"), "aic"] = 0.0  # the paper's Eq. 9 loses
+    row = audit.claim_eq9_beats_steps(fits)
+    assert row["verdict"] == "inconclusive"
+    assert audit.consensus("reproduced", "not reproduced") == "inconclusive"
+    assert audit.all_of("reproduced", "inconclusive") == "inconclusive"
+    assert audit.all_of("reproduced", "not reproduced") == "not reproduced"
+
+
+def test_every_verdict_word_is_defined():
+    assert set(audit.VERDICT_MEANINGS) == set(audit.VERDICTS)
+    assert all(len(v) > 20 for v in audit.VERDICT_MEANINGS.values())
 
 
 def test_build_ledger_has_every_claim_and_no_empty_cell():
@@ -251,12 +314,12 @@ def test_predictability_uses_all_fits_like_the_paper_and_reports_identified():
 
 def test_majority_needs_the_whole_interval_on_one_side():
     assert audit.majority(9, 10) == "reproduced"  # Wilson 60%-98%
-    assert audit.majority(6, 10) == "not testable on this data"  # 31%-83% spans 50%
+    assert audit.majority(6, 10) == "inconclusive"  # 31%-83% spans 50%
     assert audit.majority(1, 10) == "not reproduced"  # 2%-40%
     fits = _fits()
-    few = fits[fits["model"] == "L2-d64-h2"]  # 2 edge layers: 2/2 spans 50% (34%-100%)
+    few = fits[fits["model"] == fits["model"].iloc[0]]  # one first, one last layer: 1/1 each
     row = audit.claim_early_peak_edges(few)
-    assert row["verdict"] == "not testable on this data" and "too few layers" in row["our_value"]
+    assert row["verdict"] == "inconclusive" and "first 1/1" in row["uncertainty"]
 
 
 def test_a_driver_needs_a_model_with_skill():

@@ -16,8 +16,9 @@ def _fake_folder(root, suite="smoke"):
     folder.mkdir(parents=True)
     rows = [
         {"suite": suite, "model": "m", "step": s, "layer": 1, "sequence": 0, "top1": 1.0 + s,
-         "top2": 1.0, "top3": 1.0, "median": 0.5}
+         "top2": 1.0, "top3": 1.0, "median": 0.5, "variant": v}
         for s in (0, 1, 2, 4, 8, 100)
+        for v in ("raw", "eot_first")
     ]  # fmt: skip
     pd.DataFrame(rows).to_parquet(folder / "activations.parquet")
     pd.DataFrame({"model": ["m"], "step": [1], "train_loss": [3.0]}).to_parquet(
@@ -44,7 +45,7 @@ def test_reuse_reads_the_folder_without_training(tmp_path, monkeypatch):
     monkeypatch.setattr("massive_activations.suite.make_data.make_data", boom)
     data = suite_data.load_suite_data("smoke", tmp_path, reuse=True)
     assert not data.built_now
-    assert len(data.activations) == 6 and data.timings == {}
+    assert len(data.activations) == 12 and data.timings == {}  # 6 steps x 2 variants
 
 
 def test_no_reuse_builds(tmp_path, monkeypatch):
@@ -76,6 +77,11 @@ def test_suite_activations_selects_checkpoints(tmp_path):
     assert sorted(log.step.unique()) == [0, 1, 2, 4, 8]
     picked = activation_data.suite_activations("smoke", tmp_path, checkpoints=[0, 100])
     assert sorted(picked.step.unique()) == [0, 100]
+    assert set(picked.variant) == {"raw"}  # the paper's variant unless asked
+    both = activation_data.suite_activations("smoke", tmp_path, variant=None)
+    assert set(both.variant) == {"raw", "eot_first"}
+    with pytest.raises(ValueError, match=r"no measurements of variant 'x'.*eot_first"):
+        activation_data.suite_activations("smoke", tmp_path, variant="x")
 
 
 def test_unknown_suite_is_refused_with_the_choices():

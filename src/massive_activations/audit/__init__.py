@@ -16,6 +16,10 @@ from massive_activations.audit.claims_activations import (
     claim_variability,
 )
 from massive_activations.audit.claims_fits import (
+    CONVERGED,
+    MAX_FAILED_SHARE,
+    agreed_regimes,
+    best_r2,
     claim_early_peak_edges,
     claim_eq9_beats_steps,
     claim_eq9_fits,
@@ -59,9 +63,11 @@ from massive_activations.audit.verdicts import (
 
 __all__ = [
     "ALPHA",
+    "CONVERGED",
     "INCONCLUSIVE",
     "INIT_TOLERANCE",
     "LEDGER_COLUMNS",
+    "MAX_FAILED_SHARE",
     "MODERATE_R2",
     "NOT_REPRODUCED",
     "NOT_TESTABLE",
@@ -70,7 +76,9 @@ __all__ = [
     "SPANS",
     "VERDICTS",
     "VERDICT_MEANINGS",
+    "agreed_regimes",
     "all_of",
+    "best_r2",
     "build_ledger",
     "claim_absent_at_init",
     "claim_driver",

@@ -89,7 +89,10 @@ def claim_early_peak_edges(fits: pd.DataFrame) -> dict:
         values.append(f"{group} layers: {k} of {n} agreed calls peak early; {note}")
         shares.append(f"{group} {share(k, n)}" if n else f"{group}: none agreed")
     if all(v == NOT_TESTABLE for v in parts):
-        return untestable(key, "no first or last layer has an agreed regime", test, chapter)
+        _, _, note = _regime_counts(rt[rt["position"] != "middle"], "early_peak")
+        return untestable(
+            key, f"no first or last layer has an agreed regime ({note})", test, chapter
+        )
     return ledger_row(
         key,
         our_value="; ".join(values),
