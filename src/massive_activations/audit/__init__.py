@@ -10,6 +10,7 @@ Modules, lowest first: :mod:`~massive_activations.audit.statistics` (the tests' 
 
 from massive_activations.audit.claims_activations import (
     claim_absent_at_init,
+    claim_checkpoint_integrity,
     claim_grows_with_size,
     claim_magnitude,
     claim_pretrained_first_token,
@@ -81,6 +82,7 @@ __all__ = [
     "best_r2",
     "build_ledger",
     "claim_absent_at_init",
+    "claim_checkpoint_integrity",
     "claim_driver",
     "claim_early_peak_edges",
     "claim_entry",

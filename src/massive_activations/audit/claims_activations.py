@@ -22,10 +22,12 @@ from massive_activations.audit.verdicts import (
     per_model_max,
     untestable,
 )
+from massive_activations.measurement.integrity import pythia_2p8b_anomaly
 from massive_activations.measurement.noise import gaussian_ratio
 
 __all__ = [
     "claim_absent_at_init",
+    "claim_checkpoint_integrity",
     "claim_grows_with_size",
     "claim_magnitude",
     "claim_pretrained_first_token",
@@ -200,5 +202,45 @@ def claim_pretrained_first_token(summary: pd.DataFrame | None, name: str = "Smol
         test=test,
         verdict=REPRODUCED if ok else NOT_REPRODUCED,
         reading="Q4_1 GGUF weights dequantised to fp32 (not the original bf16 release)",
+        chapter=chapter,
+    )
+
+
+def claim_checkpoint_integrity(
+    table: pd.DataFrame | None, architectures: pd.DataFrame | None = None
+) -> dict:
+    """Do the Pythia-2.8B checkpoints measured hold their own steps' weights?
+
+    Testable only on a table that holds pythia-2.8b (the paper's released statistics or a
+    Pythia extraction): not reproduced when any of its steps is among the step branches the
+    upstream report names (:func:`~massive_activations.measurement.integrity.
+    pythia_2p8b_anomaly`), reproduced otherwise.
+    """
+    key, chapter = "pythia_2p8b_checkpoints", "07_checkpoint_integrity"
+    t1 = reference.table("table1_mean_r2")["value"]
+    paper = f"Table 1 mean R^2 {t1['2.8B']} for 2.8B (1.4B: {t1['1.4B']}, 6.9B: {t1['6.9B']})"
+    test = (
+        "none of the table's pythia-2.8b steps is among the branches the upstream report "
+        "names as serving another step's weights"
+    )
+    if table is None:
+        row = untestable(key, "no activation table given", test, chapter)
+        row["paper_value"] = paper
+        return row
+    found = pythia_2p8b_anomaly(table, architectures)
+    if not found["testable"]:
+        row = untestable(key, found["finding"].removeprefix("not testable on this data: "),
+                         test, chapter)  # fmt: skip
+        row["paper_value"] = paper
+        return row
+    n, k = len(found["steps"]), len(found["affected"])
+    return ledger_row(
+        key,
+        paper_value=paper,
+        our_value=found["finding"],
+        uncertainty=f"{k} of {n} checkpoints affected",
+        test=test,
+        verdict=NOT_REPRODUCED if k else REPRODUCED,
+        reading=f"upstream report: {found['source']}; the data checks are chapter 7's",
         chapter=chapter,
     )

@@ -21,6 +21,7 @@ import pandas as pd
 from massive_activations import reference
 from massive_activations.audit.claims_activations import (
     claim_absent_at_init,
+    claim_checkpoint_integrity,
     claim_grows_with_size,
     claim_magnitude,
     claim_pretrained_first_token,
@@ -49,6 +50,7 @@ def build_ledger(
     importances: Mapping[str, pd.DataFrame] | None = None,
     pretrained: pd.DataFrame | None = None,
     seed: int = 0,
+    table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every claim's row, in the order of the reference file's ``claims`` entry.
 
@@ -70,6 +72,8 @@ def build_ledger(
         :func:`massive_activations.measurement.trajectories.layer_summary` of the SmolLM2 measurement.
     seed : int
         Seed of the bootstrap over layers.
+    table : pandas.DataFrame, optional
+        The activation table itself, for the checkpoint-integrity claim.
 
     Returns
     -------
@@ -98,6 +102,7 @@ def build_ledger(
         "Hd_drives_K": claim_driver("Hd_drives_K", importances, predictor_results),
         "lL_drives_lam": claim_driver("lL_drives_lam", importances, predictor_results),
         "pretrained_first_token": claim_pretrained_first_token(pretrained),
+        "pythia_2p8b_checkpoints": claim_checkpoint_integrity(table, architectures),
     }
     order = list(reference.entry("claims")["values"])
     missing = sorted(set(order) ^ set(rows))
