@@ -284,8 +284,13 @@ def identifiability(fit: FitResult, corr_threshold: float = 0.99) -> dict:
     error larger than ``|estimate|``), ``"profile_open"`` (the profile interval does not
     close: it runs to a bound or to infinity), ``"interval_open"`` (the reported interval,
     ``fit.intervals``, is missing or infinite: e.g. too many bootstrap replicates failed),
-    and the warning ``"correlated:<other>"`` (``|correlation| > corr_threshold`` with another
-    parameter).  See :func:`is_identified` for which of them decide.
+    ``"wide"`` (the reported interval spans more than a decade, :data:`WIDTH_RATIO`, for a
+    positive scale parameter, or more than the estimate's size for the others),
+    ``"extrapolated"`` (``K`` of Eq. 9 / Eq. 14 when the curve's return to it is mostly
+    beyond the last step: the asymptote is then a guess, which the benchmark of
+    ``benchmarks/coverage.py`` shows its intervals miss), and the warning
+    ``"correlated:<other>"`` (``|correlation| > corr_threshold`` with another parameter).
+    See :func:`is_identified` for which of them decide.
     """
     flags = {n: [] for n in fit.names}
     for j, n in enumerate(fit.names):
@@ -312,7 +317,44 @@ def identifiability(fit: FitResult, corr_threshold: float = 0.99) -> dict:
             lo, hi = fit.intervals.get(n, (np.nan, np.nan))
             if not (np.isfinite(lo) and np.isfinite(hi)):
                 flags[n].append("interval_open")
+            elif _too_wide(fit, n, lo, hi):
+                flags[n].append("wide")
+    if "K" in flags and _asymptote_unseen(fit):
+        flags["K"].append("extrapolated")
     return {n: tuple(v) for n, v in flags.items()}
+
+
+#: A positive scale parameter's interval is too wide to read when ``hi / lo`` exceeds this
+#: (a decade); any other parameter's when it is wider than ``|estimate|``.
+WIDTH_RATIO = 10.0
+#: ``K`` counts as observed when the curve has come at least this share of the way from its
+#: extremum back to ``K`` by the last step.
+SEEN_SHARE = 0.5
+
+
+def _too_wide(fit: FitResult, name: str, lo: float, hi: float) -> bool:
+    j = fit.names.index(name)
+    if fit.problem is not None and fit.problem.log[j]:
+        return bool(lo <= 0 or hi / lo > WIDTH_RATIO)
+    return bool(hi - lo > abs(fit.params[name]))
+
+
+def _asymptote_unseen(fit: FitResult) -> bool:
+    """Whether the fitted curve's approach to ``K`` lies mostly beyond the data.
+
+    Eq. 9 and Eq. 14 approach ``K`` only after their extremum: ``K`` is observed when the
+    extremum lies inside training and the curve has come :data:`SEEN_SHARE` of the way back
+    to ``K`` by the last step.  Other hypotheses are not judged.
+    """
+    h = fit.problem.hypothesis if fit.problem else None
+    if h is None or h.name not in ("eq9", "eq14") or not fit.params:
+        return False
+    tp = fit.t_peak
+    if not (np.isfinite(tp) and 0 < tp < fit.t_max):
+        return True
+    f_peak, f_end = fit.problem.curve(fit.theta, np.array([tp, fit.t_max]))
+    span = f_peak - fit.params["K"]
+    return bool(span == 0 or (f_peak - f_end) / span < SEEN_SHARE)
 
 
 def is_identified(flags) -> bool:
