@@ -103,14 +103,16 @@ def test_table1_and_table5_carry_the_papers_numbers(fits):
         & (fits["procedure"] == "ours")
         & (fits["hypothesis"] == "eq9")
     ]
-    assert row["r2_eq9"] == pytest.approx(eq9["r2"].mean())
+    converged = eq9[eq9["status"].isin(["ok", "at_bound"])]
+    assert row["r2_eq9"] == pytest.approx(converged["r2_all"].mean())  # failures not averaged
+    assert row["n_converged"] + row["n_not_converged"] + row["n_failed"] == len(eq9)
     assert np.isnan(t1.loc[t1["model"] == "tiny", "paper_r2"]).all()
     t5 = table5(fits)
     assert len(t5) == 2 * 2 * 4
     r = t5[(t5["model"] == "pythia-70m") & (t5["hypothesis"] == "step1")].iloc[0]
     assert r["paper_r2"] == PAPER_TABLE5.loc["step1", "70m"]
     share = t5.groupby(["model", "procedure"])["aic_best_share"].sum()
-    assert np.allclose(share, 1.0)
+    assert np.allclose(share[share.notna() & (share > 0)], 1.0)
 
 
 def test_compare_procedures_and_regime_table(fits):

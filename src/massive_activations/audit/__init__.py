@@ -17,7 +17,6 @@ from massive_activations.audit.claims_activations import (
     claim_variability,
 )
 from massive_activations.audit.claims_fits import (
-    CONVERGED,
     MAX_FAILED_SHARE,
     agreed_regimes,
     best_r2,
@@ -64,7 +63,6 @@ from massive_activations.audit.verdicts import (
 
 __all__ = [
     "ALPHA",
-    "CONVERGED",
     "INCONCLUSIVE",
     "INIT_TOLERANCE",
     "LEDGER_COLUMNS",

@@ -26,10 +26,9 @@ from massive_activations.audit.verdicts import (
     share,
     untestable,
 )
-from massive_activations.fitting.fit_all import regime_table
+from massive_activations.fitting.fit_all import CONVERGED, regime_table
 
 __all__ = [
-    "CONVERGED",
     "MAX_FAILED_SHARE",
     "agreed_regimes",
     "best_r2",
@@ -39,8 +38,6 @@ __all__ = [
     "claim_log_rise_middle",
 ]
 
-#: Fit statuses whose numbers count (the optimiser stopped at a minimum, possibly on a bound).
-CONVERGED = ("ok", "at_bound")
 #: Above this share of layers without a converged fit, a favourable quality verdict is
 #: inconclusive: the failed layers could be the badly fitted ones.
 MAX_FAILED_SHARE = 0.10

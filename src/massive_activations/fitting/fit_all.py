@@ -34,6 +34,7 @@ from massive_activations.measurement.trajectories import (
 )
 
 __all__ = [
+    "CONVERGED",
     "PAPER_TABLE1",
     "PAPER_TABLE5",
     "PARAM_NAMES",
@@ -306,25 +307,45 @@ def _paper_col(models, values: pd.Series) -> list:
     return [values.get(paper_model_key(m), np.nan) for m in models]
 
 
+#: Fit statuses whose numbers are averaged (the optimiser stopped at a minimum, possibly on
+#: a bound); the others are counted, never averaged.
+CONVERGED = ("ok", "at_bound")
+
+
+def _status_counts(status: pd.Series) -> dict:
+    return {
+        "n_converged": int(status.isin(CONVERGED).sum()),
+        "n_not_converged": int((status == "not_converged").sum()),
+        "n_failed": int((status == "failed").sum()),
+    }
+
+
 def table1(fits: pd.DataFrame) -> pd.DataFrame:
     """Paper Table 1 on our data: mean over layers of Eq. 9's R^2, per model and procedure.
 
-    ``r2_eq9`` averages Eq. 9's R^2; ``r2_best`` the per-layer best of Eq. 9 and Eq. 14
-    (one reading of the paper's "best R^2"); ``n_layers`` counts the layers and
-    ``n_not_ok`` the Eq. 9 fits whose status is not ``"ok"`` (their R^2 is still
-    averaged when finite).  ``paper_r2`` is the paper's value.
+    R^2 on every checkpoint (``r2_all``, the paper's statistic), averaged over converged fits
+    only (:data:`CONVERGED`): ``r2_eq9`` of Eq. 9, ``r2_best`` of the per-layer better of
+    Eq. 9 and Eq. 14 (one reading of the paper's "best R^2").  ``n_layers``, and the Eq. 9
+    fits that converged, did not converge (stopped at the evaluation budget) and failed, are
+    counted beside them.  ``paper_r2`` is the paper's value.
     """
-    eq = fits[fits["hypothesis"].isin(["eq9", "eq14"])]
-    best = eq.groupby(["model", "procedure", "layer"])["r2"].max()
-    e9 = fits[fits["hypothesis"] == "eq9"].groupby(["model", "procedure"])
-    out = pd.DataFrame(
-        {
-            "n_layers": e9["layer"].nunique(),
-            "n_not_ok": e9["status"].agg(lambda s: int((s != "ok").sum())),
-            "r2_eq9": e9["r2"].mean(),
-            "r2_best": best.groupby(["model", "procedure"]).mean(),
-        }
-    ).reset_index()
+    eq = fits[fits["hypothesis"].isin(["eq9", "eq14"]) & fits["status"].isin(CONVERGED)]
+    best = eq.groupby(["model", "procedure", "layer"])["r2_all"].max()
+    e9 = fits[fits["hypothesis"] == "eq9"]
+    rows = []
+    for (model, proc), g in e9.groupby(["model", "procedure"]):
+        ok = g[g["status"].isin(CONVERGED)]
+        rows.append(
+            {
+                "model": model,
+                "procedure": proc,
+                "n_layers": g["layer"].nunique(),
+                **_status_counts(g["status"]),
+                "r2_eq9": ok["r2_all"].mean(),
+                "r2_best": best.loc[(model, proc)].mean() if (model, proc) in best else np.nan,
+            }
+        )
+    out = pd.DataFrame(rows)
     out["paper_r2"] = _paper_col(out["model"], PAPER_TABLE1)
     return out
 
@@ -332,25 +353,38 @@ def table1(fits: pd.DataFrame) -> pd.DataFrame:
 def table5(fits: pd.DataFrame) -> pd.DataFrame:
     """Paper Table 5 on our data: per model, procedure and hypothesis, mean R^2 and AIC.
 
-    ``aic_best_share`` is the share of layers where the hypothesis has the lowest AIC
-    among those fitted (a per-layer comparison, more telling than a mean AIC over layers
-    of different scales).  ``paper_r2`` is the paper's mean R^2.
+    Means over converged fits only, with the fits that converged, did not converge and
+    failed counted.  ``aic_best_share`` is the share of layers, among those where every
+    hypothesis converged, where the hypothesis has the lowest AIC (a per-layer comparison,
+    more telling than a mean AIC over layers of different scales).  ``paper_r2`` is the
+    paper's mean R^2.
     """
     keys = ["model", "procedure", "hypothesis"]
-    g = fits.groupby(keys, sort=False)
-    out = pd.DataFrame(
-        {
-            "n": g.size(),
-            "n_not_ok": g["status"].agg(lambda s: int((s != "ok").sum())),
-            "r2_mean": g["r2"].mean(),
-            "aic_mean": g["aic"].mean(),
-        }
-    )
-    aic = fits.dropna(subset=["aic"])
-    winners = aic.loc[aic.groupby(["model", "procedure", "layer"])["aic"].idxmin()]
+    rows = []
+    for key, g in fits.groupby(keys, sort=False):
+        ok = g[g["status"].isin(CONVERGED)]
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "n": len(g),
+                **_status_counts(g["status"]),
+                "r2_mean": ok["r2"].mean(),
+                "aic_mean": ok["aic"].mean(),
+            }
+        )
+    out = pd.DataFrame(rows).set_index(keys)
+    conv = fits[fits["status"].isin(CONVERGED)].dropna(subset=["aic"])
+    n_hyp = fits.groupby(["model", "procedure"])["hypothesis"].nunique().rename("n_hyp")
+    have = conv.groupby(["model", "procedure", "layer"])["hypothesis"].nunique()
+    have = have.rename("have").reset_index().join(n_hyp, on=["model", "procedure"])
+    full = have.loc[have["have"] == have["n_hyp"], ["model", "procedure", "layer"]]
+    conv = conv.merge(full, on=["model", "procedure", "layer"])
+    winners = conv.loc[conv.groupby(["model", "procedure", "layer"])["aic"].idxmin()]
     wins = winners.groupby(keys).size()
-    per = fits.groupby(["model", "procedure"])["layer"].nunique()
-    out["aic_best_share"] = [wins.get(k, 0) / per[k[:2]] for k in out.index]
+    per = winners.groupby(["model", "procedure"])["layer"].nunique()
+    out["aic_best_share"] = [
+        wins.get(k, 0) / per[k[:2]] if k[:2] in per.index else np.nan for k in out.index
+    ]
     out = out.reset_index()
     out["paper_r2"] = [
         PAPER_TABLE5[paper_model_key(m)].get(h, np.nan)
@@ -359,7 +393,6 @@ def table5(fits: pd.DataFrame) -> pd.DataFrame:
         for m, h in zip(out["model"], out["hypothesis"], strict=True)
     ]
     order = {h: i for i, h in enumerate(HYPOTHESES)}
-    out = out.sort_values(["model", "procedure"], kind="stable")
     return out.sort_values(
         ["model", "procedure", "hypothesis"],
         key=lambda s: s.map(order) if s.name == "hypothesis" else s,
