@@ -139,14 +139,22 @@ def test_recovery_table_counts_coverage_and_identification():
         {
             "model": ["a", "a", "b"],
             "K": [1.0, 3.0, 10.0],
-            "K_cov_lo": [0.5, 2.5, 9.0],
-            "K_cov_hi": [1.5, 3.5, 11.0],
+            "K_lo": [0.5, 2.5, 9.0],
+            "K_hi": [1.5, 3.5, 11.0],
             "K_identified": pd.array([True, False, pd.NA], dtype="boolean"),
+            "t_peak": [5.0, 50.0, 7.0],
+            "t_peak_lo": [4.0, 40.0, 1.0],
+            "t_peak_hi": [6.0, 60.0, 9.0],
+            "regime": ["early_peak", "undetermined", "early_peak"],
         }
     )
-    out = recovery_table(fits, {"a": {"K": 1.2}, "b": {"K": 10.0}})
-    assert out.loc[("a", "K")].tolist() == [1.2, 2.0, 2, 1, 1]
+    truths = {"a": {"K": 1.2, "t_peak": 5.5}, "b": {"K": 10.0, "t_peak": 20.0}}
+    out = recovery_table(fits, truths)
+    # true, median estimate, fits, identified, covered, covered among identified
+    assert out.loc[("a", "K")].tolist() == [1.2, 2.0, 2, 1, 1, 1]
     assert out.loc[("b", "K"), "n_covered"] == 1 and out.loc[("b", "K"), "n_identified"] == 0
+    assert out.loc[("a", "t_peak")].tolist() == [5.5, 27.5, 2, 1, 1, 1]
+    assert out.loc[("b", "t_peak"), "n_covered"] == 0
 
 
 def test_window_effect_reports_each_window():

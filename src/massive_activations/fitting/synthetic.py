@@ -115,10 +115,13 @@ def simulate_table(
     cv: float = 0.06,
     rho: float = 0.0,
     dip: float = 0.0,
+    shared_cv: float = 0.0,
+    phi: float = 0.0,
     seed: int = 0,
 ) -> pd.DataFrame:
     """An activation table (store's columns) for ``{model: {layer: eq9 params}}``.
 
+    ``shared_cv`` and ``phi`` add the shared per-checkpoint noise (:func:`shared_noise`).
     Deterministic given ``seed``; each (model, layer) draws from its own stream.
     """
     frames = []
@@ -133,6 +136,8 @@ def simulate_table(
             cv=cv,
             rho=rho,
             dip=dip,
+            shared_cv=shared_cv,
+            phi=phi,
             rng=np.random.default_rng(ss),
         )
         n = top1.size
