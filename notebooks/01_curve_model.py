@@ -40,7 +40,7 @@ rise = {"A": 20.0, "lam": 1e-6, "gam": 0.01, "t0": 1.0, "K": 5.0}
 n_checks = 1000
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -113,7 +113,7 @@ sns.set_theme(context="notebook", style="whitegrid")
 # On random valid parameter sets, evaluated on Pythia's 154 checkpoint steps, Eq. 9 and Eq. 14
 # (after conversion) agree, and converting there and back recovers the parameters.
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(seed)
 steps = np.asarray(pythia_steps(), dtype=float)
 draws = {
@@ -149,7 +149,7 @@ print(f"max relative round-trip error of the parameters: {max_rel_param_diff:.2e
 # at the left edge). The marker is $t_\text{peak}$ from Eq. 13; the dashed lines are the
 # baselines $K$.
 
-# %%
+# %% tags=["hide-input"]
 examples = {"early peak": early, "logarithmic rise": rise}
 ax = plots.plot_regime_examples(examples, t_max, steps)
 ax.set_title("Eq. 9 in its two regimes")
@@ -179,7 +179,7 @@ glue("lam_rise", rise["lam"], display=False)
 # right panel shows $t_\text{peak}$ where the peak falls inside training, with the no-peak
 # region masked (grey).
 
-# %%
+# %% tags=["hide-input"]
 surface = plots.peak_surface(
     np.logspace(*log10_lam_range, grid_points), np.logspace(*log10_gam_range, grid_points),
     t0_fixed, t_max,

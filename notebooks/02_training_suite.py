@@ -32,7 +32,7 @@ device = "cpu"
 reuse = True
 data_dir = "data"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ if suite == "smoke":
 # during training), not Pythia's phenomenon at Pythia's scale.
 # :::
 
-# %%
+# %% tags=["hide-input"]
 pythia = reference.table("pythia_architectures")
 scale = pd.DataFrame(
     {
@@ -110,7 +110,7 @@ scale.style.format("{:,.0f}")
 # stripped to text) for the large one. Every source is recorded with its version, licence and
 # checksum in `data/<suite>/manifest.json`:
 
-# %%
+# %% tags=["hide-input"]
 corpus = data.manifest["corpus"]
 tokens = data.manifest["tokens"]
 glue("corpus_name", corpus["name"], display=False)
@@ -156,7 +156,7 @@ recipe_comparison(spec)
 # same shape, scaled to our run length: dense early, where the paper finds the fastest changes,
 # then evenly spaced.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 2.8))
 ours = spec.schedule(spec.models[0])
 p_steps = np.asarray(pythia_steps(), float)
@@ -175,7 +175,7 @@ plt.show()
 # Training loss at every step (thin, smoothed over 50 steps) and held-out validation loss at
 # every checkpoint (markers), in nats per token.
 
-# %%
+# %% tags=["hide-input"]
 log = data.training_log
 fig, ax = plt.subplots(figsize=(9, 4.5))
 palette = dict(zip(arch.index, sns.color_palette("deep", len(arch)), strict=True))
@@ -198,7 +198,7 @@ plt.show()
 # Wall time of each stage when this data folder was built, on the machine that built it
 # (recorded in `timings.json`; the only file that differs between two identical builds).
 
-# %%
+# %% tags=["hide-input"]
 stages = pd.Series(data.timings.get("stages", {}), name="seconds")
 runs = pd.DataFrame(data.timings.get("runs", {})).T
 glue("total_minutes", float(stages.get("total_s", np.nan)) / 60, display=False)

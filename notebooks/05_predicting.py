@@ -41,7 +41,7 @@ held_out = "L4-d128-h4"
 n_jobs = 2
 fits_used = "all"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -89,7 +89,7 @@ ends.set_index(["model", "layer"])[list(FEATURE_NAMES)].round(3)
 # the first, every target is a known function of $H/d$ and $d_\text{ff}/d$; in the second,
 # $K$ is a random constant per model, with no relation to the architecture at all.
 
-# %%
+# %% tags=["hide-input"]
 demo = []
 for kind, per_model in (
     ("K depends on H/d and d_ff/d", False),
@@ -122,7 +122,7 @@ demo.pivot_table(index=["data", "model_type"], columns="protocol", values="r2").
 # identified values only, and on every finite value as the paper did. Each R² comes with the
 # 95th percentile of its chance level, from the same protocol run on shuffled targets.
 
-# %%
+# %% tags=["hide-input"]
 fits = registry.read("fits.parquet", data_dir, suite)
 identified_only = fits_used == "identified"
 counts = prediction.target_counts(fits, architectures=archs)
@@ -176,7 +176,7 @@ prediction.table3(results[results.fits_used == "identified"]).round(3)
 # These sections learn from the fits that `fits_used` names (every fit, by default, as the
 # paper did).
 
-# %%
+# %% tags=["hide-input"]
 imps, skipped = drivers(fits, results, targets=[t for t in ("K", "lam") if t in targets],
                         architectures=archs, seed=seed, identified_only=identified_only)  # fmt: skip
 write_importances(imps, data_dir, suite)
@@ -198,7 +198,7 @@ display(Markdown("Ranking by permutation importance:\n\n" + "\n".join(lines)))
 # SHAP values of the same kind of model trained on every usable layer, as the paper shows
 # them: a summary per target, and the waterfall of the layer with the highest predicted $K$.
 
-# %%
+# %% tags=["hide-input"]
 shap_model = best_model(results, "K", fits_used=fits_used) if "K" in imps else None
 if shap_model is None:
     display(Markdown("**No SHAP plots:** no model for $K$ could be validated on this suite."))
@@ -223,7 +223,7 @@ else:
 # what that model measured. The band is the range over predictors that each left out more
 # models (see `predict_architecture`).
 
-# %%
+# %% tags=["hide-input"]
 traj = trajectories(suite_activations(suite, data_dir))
 try:
     heldout = held_out_curves(fits, traj, held_out, model_type=predictor_model,
@@ -253,7 +253,7 @@ if heldout is not None:
 # linear one extends a trend it never saw. This is shown to make that limit visible, not as a
 # prediction of Pythia.
 
-# %%
+# %% tags=["hide-input"]
 try:
     full = prediction.fit_predictor(
         fits,

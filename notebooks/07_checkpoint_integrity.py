@@ -70,7 +70,7 @@ display(Markdown(f"Suite `{suite}`: {len(models)} models, {table.step.nunique()}
 # bytes. The steps below are typed once, as the reports list them, in the reference file
 # (`upstream_checkpoint_reports`); the table is computed from it.
 
-# %%
+# %% tags=["hide-input"]
 reports = integrity.upstream_reports()
 per_model = []
 for size in PYTHIA_SIZES:
@@ -129,7 +129,7 @@ reports.groupby(["model", "same_as"])["step"].apply(
 #
 # ### The weights' record
 
-# %%
+# %% tags=["hide-input"]
 record = weights.read_record(data_dir, suite)
 if record is None:
     display(Markdown(f"No `checkpoints.parquet` in `{data_dir}/{suite}/`: this table comes "
@@ -155,7 +155,7 @@ glue("n_dup", n_dup, display=False)
 # %% [markdown]
 # ### The statistics checks
 
-# %%
+# %% tags=["hide-input"]
 findings, summary = integrity.run_checks(table, archs, max_step=max_step)
 glue("n_findings", len(findings), display=False)
 summary

@@ -62,7 +62,7 @@ release = reference.table("release_checkpoints")["value"]
 # share is what a Ray task asks for on one {glue:text}`gpu_name` (the smallest of 1/8, 1/4,
 # 1/2, 1 that holds 1.25 x the memory plus 1 GiB for CUDA).
 
-# %%
+# %% tags=["hide-input"]
 costs = cost.pythia_costs(n_sequences=n_sequences, seq_len=seq_len, dtypes=dtypes)
 costs["GPU share"] = [cost.gpu_share(m, gpu["memory_gib"] * GIB) for m in costs.memory_bytes]
 n_schedule = len(pythia_steps())
@@ -91,7 +91,7 @@ view.round(3)
 # process's memory before loading). The computed column is the cost model above for the same
 # shape and tokens.
 
-# %%
+# %% tags=["hide-input"]
 shapes = {
     "tiny": {"n_layers": 2, "d_model": 32, "n_heads": 4, "d_ff": 128, "vocab_size": 128},
     **{size: cost.pythia_architecture(size) for size in reference.table("pythia_architectures").index},
@@ -139,7 +139,7 @@ here.round(2)
 # forward pass keeps the GPU far from its peak, so the utilisation is the assumption to
 # question first; the reading time dominates the small models.
 
-# %%
+# %% tags=["hide-input"]
 glue("utilisation", utilisation, display=False)
 glue("load_gbps", load_gb_per_s, display=False)
 glue("tflops_fp16", gpu["values"]["float16"], display=False)

@@ -163,3 +163,13 @@ def test_sphinx_ext_keeps_one_copy_of_each_inline_script():
         _JavaScript("_static/doctools.js", priority=200),
     ]
     assert unique_scripts(scripts) == [scripts[0], scripts[1], scripts[3]]
+
+
+def test_every_chapter_hides_its_plotting_and_bookkeeping_code():
+    """Chapters show the calls that compute results; figures, glue and imports are tagged."""
+    from massive_activations.book import repo_root
+
+    notebooks = sorted((repo_root() / "notebooks").glob("*.py"))
+    assert notebooks
+    flagged = [msg for p in notebooks for msg in unhidden_display_cells(p)]
+    assert flagged == []
