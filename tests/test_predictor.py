@@ -213,7 +213,7 @@ def test_fit_all_output_feeds_the_predictor():
         hypotheses=("eq9",),
         procedures=("ours",),
         profile=(),
-        n_bootstrap=0,
+        n_bootstrap=30,  # the reported intervals need the bootstrap over sequences
         progress=False,
     )
     counts = prediction.target_counts(fits)

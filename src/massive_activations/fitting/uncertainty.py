@@ -349,7 +349,8 @@ def _asymptote_unseen(fit: FitResult) -> bool:
     h = fit.problem.hypothesis if fit.problem else None
     if h is None or h.name not in ("eq9", "eq14") or not fit.params:
         return False
-    tp = fit.t_peak
+    p = np.array([fit.params[n] for n in fit.names])
+    tp = float(h.t_peak(p)[0])  # not fit.t_peak: it is filled only by assess()
     if not (np.isfinite(tp) and 0 < tp < fit.t_max):
         return True
     f_peak, f_end = fit.problem.curve(fit.theta, np.array([tp, fit.t_max]))
