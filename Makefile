@@ -11,7 +11,7 @@ LINTED := $(wildcard src tests notebooks benchmarks)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test data lint format clean
+.PHONY: book test data regrowth lint format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -29,6 +29,11 @@ book: $(STAMP)
 ## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)
 data: $(STAMP)
 	$(PY) -m massive_activations.suite.make_data --suite default
+
+## regrowth: remove SmolLM2's massive activation and train on (ablated and control runs) into
+## data/regrowth (about an hour per run on 2 idle cores; resumable: rerun after a kill)
+regrowth: $(STAMP)
+	$(PY) -m massive_activations.regrowth.run
 
 ## test: lint, format check, unit tests and a smoke build of the whole book
 test: $(STAMP) lint

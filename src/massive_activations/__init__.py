@@ -70,6 +70,23 @@ fitting.fit_all
 fitting.synthetic
     Trajectories of known parameters, for the known-parameter check.
 
+regrowth (chapter 9, "Regrowth: the dynamics at full magnitude")
+-----------------------------------------------------------------
+regrowth.config
+    The experiment's settings in one dataclass, named configurations, the log-spaced schedule.
+regrowth.models
+    The base models (SmolLM2-135M, a tiny Llama with a planted outlier writer) and tokenizers.
+regrowth.text
+    Training windows and held-out evaluation windows from the Debian-docs corpus.
+regrowth.locate, regrowth.ablate
+    Where the massive activation is written (layer, sub-module, units); ablating the writer.
+regrowth.probe, regrowth.train
+    One measurement (statistics, the element's writes, held-out loss); a resumable run.
+regrowth.run, regrowth.data
+    The data folder ``data/regrowth`` (``make regrowth``), and reading it.
+regrowth.fits, regrowth.findings, regrowth.plots
+    Trajectories and chapter 4's fits; the decision rules and the ledger rows; the figures.
+
 prediction (chapter 5, "Predicting the dynamics from architecture")
 -------------------------------------------------------------------
 prediction.features
@@ -110,7 +127,17 @@ import importlib
 __version__ = "0.1.0"
 
 #: The stages in pipeline order; a module may import from its own stage and earlier ones.
-STAGES = ("shared", "measurement", "suite", "datasets", "fitting", "prediction", "audit", "book")
+STAGES = (
+    "shared",
+    "measurement",
+    "suite",
+    "datasets",
+    "fitting",
+    "regrowth",
+    "prediction",
+    "audit",
+    "book",
+)
 
 #: Top-level names and the module each is loaded from.
 _ENTRY_POINTS = {
