@@ -159,8 +159,9 @@ units.head(6).round(3)
 # %% [markdown]
 # The two largest units carry {glue:text}`top2_share:.1%` of the write, through weights up to
 # {glue:text}`max_weight:.2f`. This sets a speed limit on regrowth at the same place: an
-# AdamW step moves each weight by at most about the learning rate ({glue:text}`lr`), so with
-# the units firing as in the original the write can grow by at most about
+# Adam step moves each weight by at most the learning rate ({glue:text}`lr`) when
+# $1 - \beta_1 \le \sqrt{1 - \beta_2}$, as here {cite}`kingma2015adam` (Section 2.1; no weight
+# decay), so with the units firing as in the original the write can grow by at most about
 # $\text{lr} \sum_j |a_j| =$ {glue:text}`rate:,.2f` per step, and rebuilding it takes at
 # least {glue:text}`bound_steps:,.0f` steps; restoring those weights themselves takes at
 # least {glue:text}`weight_steps:,.0f`.

@@ -117,6 +117,7 @@ book.execute, book.status, book.annotate, book.data_card, book.build
 Main entry points, importable from the top level (loaded on first use):
 :func:`measure_model`, :func:`extract`, :func:`import_raw`, :func:`trajectories`,
 :func:`make_data`, :func:`suite_activations`, :func:`fit_series`, :func:`fit_all`,
+:func:`build_regrowth`,
 :func:`evaluate`, :func:`fit_predictor`, :func:`build_ledger`, :func:`build_book`.
 """
 
@@ -149,6 +150,7 @@ _ENTRY_POINTS = {
     "suite_activations": "massive_activations.datasets.activations",
     "fit_series": "massive_activations.fitting.procedures",
     "fit_all": "massive_activations.fitting.fit_all",
+    "build_regrowth": "massive_activations.regrowth.run",
     "evaluate": "massive_activations.prediction.validation",
     "fit_predictor": "massive_activations.prediction.unseen",
     "build_ledger": "massive_activations.audit.ledger",

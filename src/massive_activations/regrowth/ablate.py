@@ -12,10 +12,11 @@
     biases zero, seeded): the mechanism that decides when to fire is gone too, so a return
     needs a new detector as well as a new write.
 
-:func:`adam_rate_limit` bounds the regrowth speed at the zeroed row: an AdamW update moves
-each weight by at most about the learning rate (its normalised step ``m / sqrt(v)`` is at
-most ~1 in magnitude), so the write ``sum_j W[c, j] a_j`` can change by at most about
-``lr * sum_j |a_j|`` per step while the units' activations ``a`` stay as they are.
+:func:`adam_rate_limit` bounds the regrowth speed at the zeroed row: an Adam update moves
+each weight by at most the learning rate when ``1 - beta1 <= sqrt(1 - beta2)`` (Kingma and Ba
+2015, Section 2.1; true for the runs' 0.9 and 0.95, and AdamW without weight decay is Adam),
+so the write ``sum_j W[c, j] a_j`` can change by at most about ``lr * sum_j |a_j|`` per step
+while the units' activations ``a`` stay as they are.
 """
 
 from __future__ import annotations

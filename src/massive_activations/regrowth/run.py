@@ -143,11 +143,14 @@ def build_regrowth(
 
     done = {run: _steps_done(config, run, root) for run in RUNS}
     left = sum(config.steps - d for d in done.values())
-    estimate = left * ISSUE_SECONDS_PER_STEP / 3600
+    estimate = ""
+    if config.model == "smollm2":
+        hours = left * ISSUE_SECONDS_PER_STEP / 3600
+        estimate = (f"at ~{ISSUE_SECONDS_PER_STEP:g} s/step (SmolLM2, 2 idle cores) about "
+                    f"{hours:.1f} h plus measurements; ")  # fmt: skip
     say(f"[regrowth] {left:,} of {len(RUNS) * config.steps:,} steps to train (done: {done}); "
-        f"at ~{ISSUE_SECONDS_PER_STEP:g} s/step (SmolLM2, 2 idle cores) about {estimate:.1f} h "
-        "plus measurements; the bar's ETA follows the measured rate. Safe to kill: rerun to "
-        "resume.")  # fmt: skip
+        f"{estimate}the bar's ETA follows the measured rate. Safe to kill: rerun to resume "
+        f"(with the same --threads; now {torch.get_num_threads()}).")  # fmt: skip
     from tqdm import tqdm
 
     bar = tqdm(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,6 +161,14 @@ def train_run(
         log, heldout, weights = state["log"], state["heldout"], state["weights"]
         step, timing = state["step"], state["timing"]
         torch.set_rng_state(state["rng"])
+        if state["threads"] != torch.get_num_threads():
+            warnings.warn(
+                f"Resuming {folder.name} with {torch.get_num_threads()} torch threads; it was "
+                f"saved with {state['threads']}. The numbers then differ in rounding from an "
+                "uninterrupted run: resume with the same thread count (--threads) to keep the "
+                "run bit-identical.",
+                stacklevel=2,
+            )
     model.train()
 
     def measure(s: int) -> None:
@@ -186,6 +195,7 @@ def train_run(
             "weights": weights,
             "timing": timing,
             "rng": torch.get_rng_state(),
+            "threads": torch.get_num_threads(),
         }
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
         timing["save_s"] += time.perf_counter() - start
