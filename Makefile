@@ -15,7 +15,7 @@ export PYTHONHASHSEED := 0
 export MA_CHROMIUM ?= /usr/bin/chromium
 export MA_CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: book check-book test data lint format clean browser
+.PHONY: book check-book test data regrowth lint format clean browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -37,6 +37,11 @@ check-book: $(STAMP)
 ## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)
 data: $(STAMP)
 	$(PY) -m massive_activations.suite.make_data --suite default
+
+## regrowth: remove SmolLM2's massive activation and train on (ablated and control runs) into
+## data/regrowth (about an hour per run on 2 idle cores; resumable: rerun after a kill)
+regrowth: $(STAMP)
+	$(PY) -m massive_activations.regrowth.run
 
 ## test: lint, format check, unit tests, a smoke build of the whole book and a headless
 ## browser check of a built page

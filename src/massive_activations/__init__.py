@@ -97,6 +97,23 @@ fitting.fit_all
 fitting.synthetic
     Trajectories of known parameters, for the known-parameter check.
 
+regrowth (chapter 9, "Regrowth: the dynamics at full magnitude")
+-----------------------------------------------------------------
+regrowth.config
+    The experiment's settings in one dataclass, named configurations, the log-spaced schedule.
+regrowth.models
+    The base models (SmolLM2-135M, a tiny Llama with a planted outlier writer) and tokenizers.
+regrowth.text
+    Training windows and held-out evaluation windows from the Debian-docs corpus.
+regrowth.locate, regrowth.ablate
+    Where the massive activation is written (layer, sub-module, units); ablating the writer.
+regrowth.probe, regrowth.train
+    One measurement (statistics, the element's writes, held-out loss); a resumable run.
+regrowth.run, regrowth.data
+    The data folder ``data/regrowth`` (``make regrowth``), and reading it.
+regrowth.fits, regrowth.findings, regrowth.plots
+    Trajectories and chapter 4's fits; the decision rules and the ledger rows; the figures.
+
 prediction (chapter 5, "Predicting the dynamics from architecture")
 -------------------------------------------------------------------
 prediction.features
@@ -132,6 +149,7 @@ book.sphinx_ext
 Main entry points, importable from the top level (loaded on first use):
 :func:`measure_model`, :func:`extract`, :func:`import_raw`, :func:`trajectories`,
 :func:`make_data`, :func:`suite_activations`, :func:`fit_series`, :func:`fit_all`,
+:func:`build_regrowth`,
 :func:`evaluate`, :func:`fit_predictor`, :func:`build_ledger`, :func:`build_book`.
 """
 
@@ -142,7 +160,17 @@ import importlib
 __version__ = "0.1.0"
 
 #: The stages in pipeline order; a module may import from its own stage and earlier ones.
-STAGES = ("shared", "measurement", "suite", "datasets", "fitting", "prediction", "audit", "book")
+STAGES = (
+    "shared",
+    "measurement",
+    "suite",
+    "datasets",
+    "fitting",
+    "regrowth",
+    "prediction",
+    "audit",
+    "book",
+)
 
 #: Top-level names and the module each is loaded from.
 _ENTRY_POINTS = {
@@ -154,6 +182,7 @@ _ENTRY_POINTS = {
     "suite_activations": "massive_activations.datasets.activations",
     "fit_series": "massive_activations.fitting.procedures",
     "fit_all": "massive_activations.fitting.fit_all",
+    "build_regrowth": "massive_activations.regrowth.run",
     "evaluate": "massive_activations.prediction.validation",
     "fit_predictor": "massive_activations.prediction.unseen",
     "build_ledger": "massive_activations.audit.ledger",
