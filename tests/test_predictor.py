@@ -80,11 +80,14 @@ def test_known_function_of_two_features_is_learned_and_ranked(syn, model_type):
     fits, archs = syn
     data = prediction.target_data(fits, "A", architectures=archs)
     run = prediction.cross_validate(
-        data, model_type, "paper_cv5", seed=0, n_permutations=5, grids=FAST
+        data, model_type, "paper_cv5", seed=0, n_permutations=5, null="rows", grids=FAST
     )
     row = run.row(0)
     assert row["r2"] > 0.9
+    # shuffling single layers destroys everything: a low chance level (but see
+    # test_predictor_stats for why the block null is the one to read)
     assert row["chance_r2_q95"] < 0.3 and row["p_value"] == pytest.approx(1 / 6)
+    assert row["null_scheme"] == "rows"
     imp = prediction.permutation_importances(run, n_repeats=5, seed=0)
     assert set(imp["feature"][:2]) == {"H_over_d", "dff_over_d"}
     assert list(imp["rank"]) == list(range(1, len(FEATURE_NAMES) + 1))
@@ -142,7 +145,13 @@ def test_transforms_invert_exactly():
         np.array([[est.transformer_.transform(y.reshape(-1, 1)).mean()]])
     )
     np.testing.assert_allclose(est.predict(X[:1]), expected.ravel(), rtol=1e-12)
-    est = prediction.make_estimator("mean", "lam").fit(X, y)
+    est = prediction.make_estimator("mean", "lam", transforms="paper").fit(X, y)
+    np.testing.assert_allclose(est.predict(X[:1]), np.expm1(np.log1p(y).mean()), rtol=1e-12)
+    # ours: the geometric mean (log scale) for lam, gam, t0; the paper's log1p for A
+    for target in ("lam", "gam", "t0"):
+        est = prediction.make_estimator("mean", target).fit(X, y)
+        np.testing.assert_allclose(est.predict(X[:1]), np.exp(np.log(y).mean()), rtol=1e-12)
+    est = prediction.make_estimator("mean", "A").fit(X, y)
     np.testing.assert_allclose(est.predict(X[:1]), np.expm1(np.log1p(y).mean()), rtol=1e-12)
 
 
@@ -162,7 +171,13 @@ def test_unidentified_and_missing_targets_are_excluded_and_counted(syn):
     other = fits.assign(hypothesis="eq14")  # another hypothesis's rows are ignored
     data = prediction.target_data(pd.concat([fits, other]), "K", architectures=archs)
     n = len(fits)
-    assert data.counts == {"n_layers": n, "n_used": n - 5, "n_unidentified": 4, "n_missing": 1}
+    assert data.counts == {
+        "n_layers": n,
+        "n_used": n - 5,
+        "n_unidentified": 4,
+        "n_missing": 1,
+        "n_out_of_domain": 0,
+    }
     kept = set(zip(data.features["model"], data.features["layer"], strict=True))
     for i in range(5):
         assert (fits.loc[i, "model"], fits.loc[i, "layer"]) not in kept
