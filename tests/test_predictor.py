@@ -373,3 +373,28 @@ def test_identified_only_is_the_default_and_all_fits_is_a_choice():
     res = prediction.evaluate(fits, targets=("K",), model_types=("mean",), architectures=archs,
                      protocols=("lomo",), identified_only=False, progress=False)  # fmt: skip
     assert (res["fits_used"] == "all").all() and res["n_used"].iloc[0] == len(fits)
+
+
+def test_log_targets_are_in_sensible_units_and_the_papers_log1p_stays_an_option():
+    fits, archs = architecture_fits(8, seed=2)
+    assert {t: prediction.scale_name(t) for t in prediction.TARGETS} == {
+        "A": "slog1p", "lam": "log", "gam": "log", "t0": "log", "K": "yeo-johnson"
+    }  # fmt: skip
+    assert prediction.scale_name("gam", "paper") == "slog1p"
+    # log1p of gam ~ 1e-3 is gam itself: the paper's "transformed" gam is the raw value
+    gam = fits["gam"].to_numpy()
+    paper = prediction.metric_scale("gam", gam, "paper")(gam)
+    np.testing.assert_allclose(paper, gam, rtol=2e-3)
+    np.testing.assert_allclose(prediction.metric_scale("gam", gam)(gam), np.log(gam), rtol=1e-15)
+    # values outside the log's domain are left out and counted (ours), kept by the paper's
+    bad = fits.copy()
+    bad.loc[[0, 1], "t0"] = [-0.5, 0.0]
+    ours = prediction.target_data(bad, "t0", architectures=archs)
+    theirs = prediction.target_data(bad, "t0", architectures=archs, transforms="paper")
+    assert ours.counts["n_out_of_domain"] == 2 and ours.counts["n_used"] == len(fits) - 2
+    assert theirs.counts["n_out_of_domain"] == 0 and len(theirs.y) == len(fits)
+    res = prediction.evaluate(bad, targets=("t0",), model_types=("mean",), protocols=("lomo",),
+                              architectures=archs, n_permutations=0, progress=False)  # fmt: skip
+    assert res.loc[0, ["n_out_of_domain", "scale", "transforms"]].tolist() == [2, "log", "ours"]
+    with pytest.raises(ValueError, match="Unknown transforms"):
+        prediction.target_data(fits, "K", architectures=archs, transforms="log")

@@ -67,9 +67,10 @@ def predictor_tables(
     hypothesis: str = "eq9",
     procedure: str = "ours",
     seed: int = 0,
-    n_permutations: int = 200,
+    n_permutations: int | Mapping[str, int] = 200,
     n_repeats: int = 20,
     n_replicates: int = 20,
+    power_permutations: int = 200,
     power_protocols: Sequence[str] = ("paper_split",),
     power_noise: float = 0.05,
     grids: Mapping | None = None,
@@ -94,9 +95,9 @@ def predictor_tables(
     fits_used, transforms : sequence of str
         The combinations computed: ``"identified"`` / ``"all"`` fits, ``"ours"`` /
         ``"paper"`` transforms.
-    seed, n_permutations, n_repeats, n_replicates
-        Seed; block permutations per validation and per power replicate; repeated splits;
-        power replicates.
+    seed, n_permutations, n_repeats, n_replicates, power_permutations
+        Seed; block permutations per validation (or ``{protocol: n}``); repeated splits;
+        power replicates and the permutations of each replicate's null.
     power_protocols : sequence of str
         Protocols whose power is checked (the ledger's ``paper_split`` by default).
     power_noise : float
@@ -167,7 +168,7 @@ def predictor_tables(
             protocols=power_protocols,
             model_types=[m for m in model_types if m != "mean"],
             n_replicates=n_replicates,
-            n_permutations=n_permutations,
+            n_permutations=power_permutations,
             noise=power_noise,
             seed=seed,
             grids=grids,

@@ -310,7 +310,7 @@ def evaluate(
     architectures: Mapping | None = None,
     groups: Mapping | None = None,
     seed: int = 0,
-    n_permutations: int = 200,
+    n_permutations: int | Mapping[str, int] = 200,
     null: str = "blocks",
     retune_permutations: bool = False,
     grids: Mapping | None = None,
@@ -329,8 +329,12 @@ def evaluate(
         What to run (``"mean"`` is the training-mean baseline).
     hypothesis, procedure, architectures, groups, transforms
         See :func:`target_data`.
-    seed, n_permutations, null, retune_permutations, grids
-        See :func:`cross_validate` (``n_permutations`` 200 by default).
+    seed, null, retune_permutations, grids
+        See :func:`cross_validate`.
+    n_permutations : int or mapping
+        Permutations per validation (200 by default), or ``{protocol: n}`` (a protocol not
+        in it gets none): leave-one-model-out costs as many fits per permutation as there
+        are architectures, the 80/20 split one.
     progress : bool
         Show a tqdm progress bar.
     n_jobs : int
@@ -362,14 +366,14 @@ def evaluate(
         for t in targets
     }
     combos = [(t, m, p) for t in targets for m in model_types for p in protocols]
-    kwargs = dict(
-        seed=seed,
-        n_permutations=n_permutations,
-        null=null,
-        retune_permutations=retune_permutations,
-        grids=grids,
-    )
-    jobs = [(datas[t], m, p) for t, m, p in combos]
+    kwargs = dict(seed=seed, null=null, retune_permutations=retune_permutations, grids=grids)
+
+    def n_perm(protocol: str) -> int:
+        if isinstance(n_permutations, Mapping):
+            return int(n_permutations.get(protocol, 0))
+        return int(n_permutations)
+
+    jobs = [(datas[t], m, p, n_perm(p)) for t, m, p in combos]
     if n_jobs == 1:
         rows = (_validation_row(*job, **kwargs) for job in jobs)
     else:
@@ -383,7 +387,9 @@ def evaluate(
     return table
 
 
-def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) -> dict:
+def _validation_row(
+    data: TargetData, model_type: str, protocol: str, n_permutations: int, **kwargs
+) -> dict:
     """One row of :func:`evaluate` (a NaN row with the reason when it cannot be run)."""
     why = infeasible(data, protocol)
     if why:
@@ -404,7 +410,8 @@ def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) 
         )
         row.update({k: v for k, v in data.counts.items() if k != "n_layers"})
         return row
-    return cross_validate(data, model_type, protocol, **kwargs).row(kwargs["seed"])
+    run = cross_validate(data, model_type, protocol, n_permutations=n_permutations, **kwargs)
+    return run.row(kwargs["seed"])
 
 
 def table3(results: pd.DataFrame) -> pd.DataFrame:
