@@ -326,7 +326,13 @@ def test_power_check_uses_the_real_layout_and_is_deterministic():
     kw = dict(model_types=("Ridge",), n_replicates=3, n_permutations=5, grids=FAST)
     a = prediction.power_check(data, seed=4, **kw)
     b = prediction.power_check(data, seed=4, n_jobs=2, **kw)
-    assert a == b
+    pd.testing.assert_series_equal(pd.Series(a), pd.Series(b))
+    # stopping a replicate's permutations early never changes a decision
+    for noise in (0.05, 3.0):
+        full = prediction.power_check(data, seed=4, noise=noise, early_stop=False, **kw)
+        fast = prediction.power_check(data, seed=4, noise=noise, **kw)
+        assert fast["n_detected"] == full["n_detected"]
+        assert fast["best_r2_median"] == full["best_r2_median"]
     few = prediction.power_check(_layout(2, [3, 3]), **kw)
     assert np.isnan(few["power"]) and "only 6 usable layers" in few["note"]
     with pytest.raises(ValueError, match="Unknown design"):
@@ -340,7 +346,7 @@ def test_predictor_tables_are_registered_written_once_and_resumed(tmp_path, monk
     fits, archs = architecture_fits(6, seed=2, n_seeds=2, layer_counts=[2, 3, 3, 4, 4, 2])
     settings = dict(
         architectures=archs,
-        targets=("gam",),
+        targets=("A", "gam"),
         model_types=("mean", "Ridge"),
         protocols=("paper_split", "lomo"),
         fits_used=("all",),
@@ -354,12 +360,22 @@ def test_predictor_tables_are_registered_written_once_and_resumed(tmp_path, monk
     paths = prediction.write_predictor_tables(fits, tmp_path, "syn", **settings)
     assert list(paths) == list(prediction.PREDICTOR_FILES)
     got = {name: registry.read(name, tmp_path, "syn") for name in paths}
-    assert set(got["predictor.parquet"].transforms) == {"ours", "paper"}
-    assert set(got["predictor.parquet"].scale) == {"log", "slog1p"}
+    res = got["predictor.parquet"]
+    assert set(res.transforms) == {"ours", "paper"}
+    assert res.groupby(["target", "transforms"]).scale.first().to_dict() == {
+        ("A", "ours"): "slog1p", ("A", "paper"): "slog1p",
+        ("gam", "ours"): "log", ("gam", "paper"): "slog1p",
+    }  # fmt: skip
+    # A's transform is the same under both: its rows are the same numbers, relabelled
+    a = [res[(res.target == "A") & (res.transforms == t)].drop(columns="transforms")
+         for t in ("ours", "paper")]  # fmt: skip
+    pd.testing.assert_frame_equal(a[0].reset_index(drop=True), a[1].reset_index(drop=True))
     null = got["predictor_null.parquet"]
-    assert len(null) == 4 and (null.n_permutations == 4).all()
+    null = null[null.target == "gam"]
+    assert len(null) == 4 and (null.n_permutations == 4).all() and (null.seed == 0).all()
+    assert set(null.protocol) == {"paper_split", "lomo"} and null.best_model_type.eq("Ridge").all()
     assert set(got["predictor_splits.parquet"].model_type) == {"mean", "Ridge", "best"}
-    assert len(got["predictor_power.parquet"]) == 2
+    assert len(got["predictor_power.parquet"]) == 4
     ceiling = got["predictor_ceiling.parquet"]
     assert (ceiling.n_replicated_cells == ceiling.n_cells).all()
     # the tables exist: nothing is recomputed ...
@@ -370,6 +386,7 @@ def test_predictor_tables_are_registered_written_once_and_resumed(tmp_path, monk
     monkeypatch.setattr(tables, "evaluate", lambda *a, **k: pytest.fail("re-evaluated"))
     paths["predictor_null.parquet"].unlink()
     prediction.write_predictor_tables(fits, tmp_path, "syn", **settings)
-    pd.testing.assert_frame_equal(registry.read("predictor_null.parquet", tmp_path, "syn"), null)
+    again = registry.read("predictor_null.parquet", tmp_path, "syn")
+    pd.testing.assert_frame_equal(again, got["predictor_null.parquet"])
     with pytest.raises(ValueError, match="Unknown tables"):
         prediction.predictor_tables(fits, which=("nope.parquet",))

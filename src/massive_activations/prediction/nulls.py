@@ -206,7 +206,8 @@ def null_summary(results: pd.DataFrame, exclude: Sequence[str] = ("mean",)) -> p
             null_scheme=str(part["null_scheme"].iloc[0]),
             seed=part["seed"].iloc[0],
         )
-        stats = dict.fromkeys(NULL_COLUMNS[NULL_COLUMNS.index("n_permutations") :], np.nan)
+        first, last = NULL_COLUMNS.index("n_permutations"), NULL_COLUMNS.index("p_value")
+        stats = dict.fromkeys(NULL_COLUMNS[first : last + 1], np.nan)
         stats.update(best_model_type=None, best_r2=np.nan, above_q95=False)
         if len(run):
             best = run.loc[run["r2"].idxmax()]

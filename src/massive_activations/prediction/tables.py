@@ -19,7 +19,9 @@ build may; :func:`write_predictor_tables` computes them once into the suite's da
 
 Each is computed for every combination of ``fits_used`` (``"identified"``, ``"all"``) and
 ``transforms`` (``"ours"``, ``"paper"``) asked for, concatenated (columns ``fits_used`` and
-``transforms`` tell them apart).  :func:`write_predictor_tables` writes each table as soon as
+``transforms`` tell them apart); a target whose transform is the same under both choices
+(``A``, ``K``) is computed once and its rows copied under the other label (the seeds do not
+depend on the label, so the numbers would be the same).  :func:`write_predictor_tables` writes each table as soon as
 it is done and skips the tables already present (unless ``force``), so an interrupted run
 resumes; the null summary is derived from ``predictor.parquet`` without recomputing it.
 """
@@ -37,7 +39,7 @@ from massive_activations.prediction.estimators import MODEL_TYPES
 from massive_activations.prediction.nulls import null_summary
 from massive_activations.prediction.power import power_table
 from massive_activations.prediction.splits import repeated_splits
-from massive_activations.prediction.transforms import TARGETS
+from massive_activations.prediction.transforms import TARGETS, scale_name
 from massive_activations.prediction.validation import PROTOCOLS, evaluate
 
 __all__ = ["PREDICTOR_FILES", "predictor_tables", "write_predictor_tables"]
@@ -128,16 +130,31 @@ def predictor_tables(
     out: dict[str, pd.DataFrame] = {}
 
     def each(fn, **kw):
-        frames = [
-            fn(fits, identified_only=u == "identified", transforms=t, **common, **kw)
-            for u, t in combos
-        ]
+        frames, done = [], {}
+        for u, t in combos:
+            # a target whose transform is the same under another choice already computed
+            # (A and K: ours and the paper's agree) is copied, relabelled: same seeds, same
+            # numbers
+            reuse = {
+                x: done[(u, x, scale_name(x, t))]
+                for x in targets
+                if (u, x, scale_name(x, t)) in done
+            }
+            todo = [x for x in targets if x not in reuse]
+            if todo:
+                table = fn(
+                    fits, targets=todo, identified_only=u == "identified", transforms=t,
+                    **common, **kw,
+                )  # fmt: skip
+                frames.append(table)
+                for x in todo:
+                    done[(u, x, scale_name(x, t))] = table[table["target"] == x]
+            frames += [part.assign(transforms=t) for part in reuse.values()]
         return pd.concat(frames, ignore_index=True)
 
     if "predictor.parquet" in which or ("predictor_null.parquet" in which and results is None):
         results = each(
             evaluate,
-            targets=targets,
             model_types=model_types,
             protocols=protocols,
             seed=seed,
@@ -153,7 +170,6 @@ def predictor_tables(
     if "predictor_splits.parquet" in which:
         out["predictor_splits.parquet"] = each(
             repeated_splits,
-            targets=targets,
             model_types=model_types,
             n_repeats=n_repeats,
             seed=seed,
@@ -164,7 +180,6 @@ def predictor_tables(
     if "predictor_power.parquet" in which:
         out["predictor_power.parquet"] = each(
             power_table,
-            targets=targets,
             protocols=power_protocols,
             model_types=[m for m in model_types if m != "mean"],
             n_replicates=n_replicates,
@@ -176,7 +191,7 @@ def predictor_tables(
             progress=progress,
         )
     if "predictor_ceiling.parquet" in which:
-        out["predictor_ceiling.parquet"] = each(noise_ceiling, targets=targets)
+        out["predictor_ceiling.parquet"] = each(noise_ceiling)
     return out
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,6 @@ from massive_activations.prediction.estimators import (
     MODEL_TYPES,
     fit_quiet,
     make_estimator,
-    prefixed,
     search_grid,
     tune,
 )
@@ -165,11 +165,46 @@ class CVRun:
     metrics: dict
     chance: np.ndarray = field(default_factory=lambda: np.empty(0))
     null: str = "blocks"
+    seed: int = 0
+    grid: dict = field(default_factory=dict)
 
     @property
     def test_mask(self) -> np.ndarray:
         """Rows predicted out of fold."""
         return np.isfinite(self.pred)
+
+    def permuted_r2(self, yp: np.ndarray, *, retune: bool = False) -> float:
+        """R^2 of the protocol (same outer folds) on the permuted target ``yp``.
+
+        Each fold's estimator is refitted on ``yp`` with the hyperparameters tuned on the
+        real target, or (``retune``) tuned again by the inner search.
+        """
+        X, groups, data = self.data.X, self.data.groups, self.data
+        pp = np.full(len(yp), np.nan)
+        for tr, te, est, _params in self.folds:
+            if retune:
+                base = make_estimator(self.model_type, data.target, self.seed, data.transforms)
+                grouped = self.protocol == "lomo"
+                est, _ = fit_quiet(
+                    tune,
+                    base,
+                    self.grid,
+                    X[tr],
+                    yp[tr],
+                    groups[tr],
+                    grouped=grouped,
+                    seed=self.seed,
+                )
+            else:  # an unfitted copy with the fold's tuned hyperparameters
+                est = fit_quiet(clone(est).fit, X[tr], yp[tr])
+            pp[te] = est.predict(X[te])
+        tested = self.test_mask
+        return _metrics(self.scale(yp[tested]), self.scale(pp[tested]))["r2"]
+
+    @cached_property
+    def scale(self):
+        """The fixed metric scale of the target (:func:`metric_scale` of all its values)."""
+        return metric_scale(self.data.target, self.data.y, self.data.transforms)
 
     def row(self, seed: int) -> dict:
         """The results-table row (:data:`RESULT_COLUMNS`)."""
@@ -273,20 +308,7 @@ def cross_validate(
     scale = metric_scale(data.target, y, data.transforms)
     tested = np.isfinite(pred)
     metrics = _metrics(scale(y[tested]), scale(pred[tested]))
-    chance = []
-    for perm in permutations(data.models, data.features["layer"], n_permutations, seed, null):
-        yp = y[perm]
-        pp = np.full(len(y), np.nan)
-        for tr, te, _est, params in folds:
-            if retune_permutations:
-                est, _ = fit_quiet(
-                    tune, base, grid, X[tr], yp[tr], groups[tr], grouped=grouped, seed=seed
-                )
-            else:
-                est = fit_quiet(clone(base).set_params(**prefixed(params)).fit, X[tr], yp[tr])
-            pp[te] = est.predict(X[te])
-        chance.append(_metrics(scale(yp[tested]), scale(pp[tested]))["r2"])
-    return CVRun(
+    run = CVRun(
         data.target,
         model_type,
         protocol,
@@ -294,9 +316,13 @@ def cross_validate(
         folds,
         pred,
         metrics,
-        np.asarray(chance, float),
-        null,
+        null=null,
+        seed=seed,
+        grid=grid,
     )
+    perms = permutations(data.models, data.features["layer"], n_permutations, seed, null)
+    run.chance = np.array([run.permuted_r2(y[p], retune=retune_permutations) for p in perms])
+    return run
 
 
 def evaluate(
