@@ -65,7 +65,7 @@ def main() -> None:
     )
     times = {}
     if "evaluate" not in args.skip:
-        for protocol in prediction.PROTOCOLS:
+        for protocol in args.protocols:
             for n_perm in (0, args.n_permutations):
                 res, dt = timed(
                     prediction.evaluate,
