@@ -26,7 +26,7 @@ def test_pythia_1b_features_match_hand_computation_from_the_reference_table():
     L, d, H, d_ff = (int(row[k]) for k in ("n_layers", "d_model", "n_heads", "d_ff"))
     f = layer_features("pythia-1b", layers=4).iloc[0]
     assert (f["model"], f["layer"], f["n_layers"]) == ("pythia-1b", 4, L)
-    r = 4 / L
+    r = (4 - 1) / (L - 1)  # relative depth: 0 = first layer, 1 = last (paper Table 4)
     expected = {
         "l_over_L": r,
         "l_over_L_sq": r * r,
@@ -41,16 +41,31 @@ def test_pythia_1b_features_match_hand_computation_from_the_reference_table():
     }
     for name, value in expected.items():
         assert f[name] == pytest.approx(value, rel=1e-12), name
-    # Pythia-1B: 16 layers, 8 heads, width 2048 (so layer 4 sits at a quarter of the depth)
-    assert f["l_over_L"] == 0.25 and f["l_over_L_sqrt"] == 0.5 and f["dff_over_d"] == 4.0
+    # Pythia-1B: 16 layers, 8 heads, width 2048 (so layer 4 sits at 3/15 = 0.2 of the depth)
+    assert f["l_over_L"] == 0.2 and f["l_over_L_sq"] == pytest.approx(0.04)
+    assert f["dff_over_d"] == 4.0
 
 
-def test_layers_count_from_one_to_L():
+def test_layers_count_from_one_to_L_and_relative_depth_runs_from_0_to_1():
     f = layer_features("pythia-14m")
     L = int(reference.table("pythia_architectures").loc["14M", "n_layers"])
     assert list(f["layer"]) == list(range(1, L + 1))
-    assert f["l_over_L"].iloc[-1] == 1.0 and f["l_over_L"].iloc[0] == 1 / L
-    assert f["l_times_L"].iloc[-1] == L * L
+    # the paper's definition: 0 = first layer, 1 = last layer, evenly spaced
+    np.testing.assert_allclose(f["l_over_L"], np.linspace(0, 1, L), rtol=0, atol=1e-15)
+    assert f["l_over_L"].iloc[0] == 0.0 and f["l_over_L"].iloc[-1] == 1.0
+    for name, power in (("l_over_L_sq", 2), ("l_over_L_cube", 3), ("l_over_L_sqrt", 0.5)):
+        np.testing.assert_allclose(f[name], np.linspace(0, 1, L) ** power, atol=1e-15)
+    assert f["l_times_L"].iloc[0] == L and f["l_times_L"].iloc[-1] == L * L  # index l = 1..L
+    # every depth spans 0..1: the first and last layers of a 2-layer and a 36-layer model agree
+    for spec in ("L2-d64-h4", "pythia-12b"):
+        g = layer_features(spec)
+        assert (g["l_over_L"].iloc[0], g["l_over_L"].iloc[-1]) == (0.0, 1.0)
+    single = layer_features({"n_layers": 1, "d_model": 32, "n_heads": 2, "name": "one"})
+    assert (
+        (single[["l_over_L", "l_over_L_sq", "l_over_L_cube", "l_over_L_sqrt"]] == 0)
+        .to_numpy()
+        .all()
+    )
     assert list(f.columns[-len(FEATURE_NAMES) :]) == list(FEATURE_NAMES)
     with pytest.raises(ValueError, match=r"Layers \[0\] are not in 1\.\.6"):
         layer_features("pythia-14m", layers=[0, 1])

@@ -80,11 +80,14 @@ def test_known_function_of_two_features_is_learned_and_ranked(syn, model_type):
     fits, archs = syn
     data = prediction.target_data(fits, "A", architectures=archs)
     run = prediction.cross_validate(
-        data, model_type, "paper_cv5", seed=0, n_permutations=5, grids=FAST
+        data, model_type, "paper_cv5", seed=0, n_permutations=5, null="rows", grids=FAST
     )
     row = run.row(0)
     assert row["r2"] > 0.9
+    # shuffling single layers destroys everything: a low chance level (but see
+    # test_predictor_stats for why the block null is the one to read)
     assert row["chance_r2_q95"] < 0.3 and row["p_value"] == pytest.approx(1 / 6)
+    assert row["null_scheme"] == "rows"
     imp = prediction.permutation_importances(run, n_repeats=5, seed=0)
     assert set(imp["feature"][:2]) == {"H_over_d", "dff_over_d"}
     assert list(imp["rank"]) == list(range(1, len(FEATURE_NAMES) + 1))
@@ -142,7 +145,13 @@ def test_transforms_invert_exactly():
         np.array([[est.transformer_.transform(y.reshape(-1, 1)).mean()]])
     )
     np.testing.assert_allclose(est.predict(X[:1]), expected.ravel(), rtol=1e-12)
-    est = prediction.make_estimator("mean", "lam").fit(X, y)
+    est = prediction.make_estimator("mean", "lam", transforms="paper").fit(X, y)
+    np.testing.assert_allclose(est.predict(X[:1]), np.expm1(np.log1p(y).mean()), rtol=1e-12)
+    # ours: the geometric mean (log scale) for lam, gam, t0; the paper's log1p for A
+    for target in ("lam", "gam", "t0"):
+        est = prediction.make_estimator("mean", target).fit(X, y)
+        np.testing.assert_allclose(est.predict(X[:1]), np.exp(np.log(y).mean()), rtol=1e-12)
+    est = prediction.make_estimator("mean", "A").fit(X, y)
     np.testing.assert_allclose(est.predict(X[:1]), np.expm1(np.log1p(y).mean()), rtol=1e-12)
 
 
@@ -162,7 +171,13 @@ def test_unidentified_and_missing_targets_are_excluded_and_counted(syn):
     other = fits.assign(hypothesis="eq14")  # another hypothesis's rows are ignored
     data = prediction.target_data(pd.concat([fits, other]), "K", architectures=archs)
     n = len(fits)
-    assert data.counts == {"n_layers": n, "n_used": n - 5, "n_unidentified": 4, "n_missing": 1}
+    assert data.counts == {
+        "n_layers": n,
+        "n_used": n - 5,
+        "n_unidentified": 4,
+        "n_missing": 1,
+        "n_out_of_domain": 0,
+    }
     kept = set(zip(data.features["model"], data.features["layer"], strict=True))
     for i in range(5):
         assert (fits.loc[i, "model"], fits.loc[i, "layer"]) not in kept
@@ -358,3 +373,28 @@ def test_identified_only_is_the_default_and_all_fits_is_a_choice():
     res = prediction.evaluate(fits, targets=("K",), model_types=("mean",), architectures=archs,
                      protocols=("lomo",), identified_only=False, progress=False)  # fmt: skip
     assert (res["fits_used"] == "all").all() and res["n_used"].iloc[0] == len(fits)
+
+
+def test_log_targets_are_in_sensible_units_and_the_papers_log1p_stays_an_option():
+    fits, archs = architecture_fits(8, seed=2)
+    assert {t: prediction.scale_name(t) for t in prediction.TARGETS} == {
+        "A": "slog1p", "lam": "log", "gam": "log", "t0": "log", "K": "yeo-johnson"
+    }  # fmt: skip
+    assert prediction.scale_name("gam", "paper") == "slog1p"
+    # log1p of gam ~ 1e-3 is gam itself: the paper's "transformed" gam is the raw value
+    gam = fits["gam"].to_numpy()
+    paper = prediction.metric_scale("gam", gam, "paper")(gam)
+    np.testing.assert_allclose(paper, gam, rtol=2e-3)
+    np.testing.assert_allclose(prediction.metric_scale("gam", gam)(gam), np.log(gam), rtol=1e-15)
+    # values outside the log's domain are left out and counted (ours), kept by the paper's
+    bad = fits.copy()
+    bad.loc[[0, 1], "t0"] = [-0.5, 0.0]
+    ours = prediction.target_data(bad, "t0", architectures=archs)
+    theirs = prediction.target_data(bad, "t0", architectures=archs, transforms="paper")
+    assert ours.counts["n_out_of_domain"] == 2 and ours.counts["n_used"] == len(fits) - 2
+    assert theirs.counts["n_out_of_domain"] == 0 and len(theirs.y) == len(fits)
+    res = prediction.evaluate(bad, targets=("t0",), model_types=("mean",), protocols=("lomo",),
+                              architectures=archs, n_permutations=0, progress=False)  # fmt: skip
+    assert res.loc[0, ["n_out_of_domain", "scale", "transforms"]].tolist() == [2, "log", "ours"]
+    with pytest.raises(ValueError, match="Unknown transforms"):
+        prediction.target_data(fits, "K", architectures=archs, transforms="log")

@@ -52,3 +52,28 @@ def test_pythia_predictions_flag_extrapolation(known):
     assert "log_d" in out.set_index("model").loc["pythia-1b", "extrapolated_features"].iloc[0]
     with pytest.raises(ValueError, match="Unknown Pythia sizes"):
         pythia_predictions(pred, sizes=("3B",))
+
+
+def test_held_out_model_takes_its_seed_replicates_out_of_training(monkeypatch):
+    from massive_activations.prediction import unseen
+
+    fits, archs = architecture_fits(5, seed=3, n_seeds=3, noise=0.0)
+    steps = np.array([0, 10, 100, 1000])
+    traj = pd.DataFrame(
+        [{"model": m, "layer": la, "step": s, "ratio": 1.0}
+         for m, la in fits[["model", "layer"]].itertuples(index=False) for s in steps]
+    )  # fmt: skip
+    seen = []
+    real = unseen.fit_predictor
+
+    def spy(f, **kw):
+        seen.append(set(f["model"]))
+        return real(f, **kw)
+
+    monkeypatch.setattr(unseen, "fit_predictor", spy)
+    out = held_out_curves(fits, traj, "m2-s1", model_type="Ridge", architectures=archs)
+    assert set(out.model) == {"m2-s1"}
+    trained = seen[0]
+    held = {m for m in archs if archs[m] == archs["m2-s1"]}
+    assert held >= {"m2", "m2-s1", "m2-s2"} and not trained & held
+    assert trained | held == set(archs)

@@ -120,8 +120,12 @@ prediction.features
     Paper Table 4's features of a layer.
 prediction.transforms, prediction.data, prediction.estimators
     Target transforms, samples, the five regressors and their search.
-prediction.validation
-    The paper's protocols and leave-one-model-out, chance levels, Table 3.
+prediction.nulls, prediction.validation
+    Block permutations that keep model identity and the null of the best regressor; the
+    paper's protocols and leave-one-architecture-out, chance levels, Table 3.
+prediction.splits, prediction.power, prediction.ceiling, prediction.tables
+    The 80/20 split repeated; the power to detect an architecture-driven target; the seed
+    noise ceiling; the derived tables computed once for the chapters.
 prediction.unseen, prediction.importance, prediction.synthetic
     Predictions for unseen architectures; permutation importance and SHAP; targets of known
     origin.

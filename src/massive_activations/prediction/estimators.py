@@ -4,7 +4,7 @@
 each a scikit-learn pipeline ``StandardScaler -> model`` (features standardised on the
 training fold only) inside the target transform, plus the training-mean baseline ``"mean"``.
 Hyperparameters are tuned by an inner 5-fold cross-validation on the training part only
-(``KFold`` over layers for the paper's protocols, ``GroupKFold`` by model for
+(``KFold`` over layers for the paper's protocols, ``GroupKFold`` by architecture group for
 leave-one-model-out; fewer folds when there are fewer layers or models)
 (grids: :data:`GRIDS`; score: mean squared error on the transformed scale), and recorded per
 outer fold in the results' ``params`` column.  XGBoost comes from the ``xgboost-cpu`` wheel
@@ -60,7 +60,9 @@ GRIDS: dict[str, dict[str, list]] = {
 _N_INNER = 5
 
 
-def make_estimator(model_type: str, target: str, seed: int = 0) -> TransformedTargetRegressor:
+def make_estimator(
+    model_type: str, target: str, seed: int = 0, transforms: str = "ours"
+) -> TransformedTargetRegressor:
     """The unfitted estimator: target transform around ``StandardScaler -> model``.
 
     Parameters
@@ -71,6 +73,9 @@ def make_estimator(model_type: str, target: str, seed: int = 0) -> TransformedTa
         Chooses the target transform (:func:`target_transformer`).
     seed : int
         ``random_state`` of the randomised models.
+    transforms : {"ours", "paper"}
+        Which set of target transforms
+        (:data:`~massive_activations.prediction.transforms.TRANSFORMS`).
     """
     if model_type == "mean":
         model = DummyRegressor(strategy="mean")
@@ -99,7 +104,7 @@ def make_estimator(model_type: str, target: str, seed: int = 0) -> TransformedTa
         )
     pipe = Pipeline([("scale", StandardScaler()), ("model", model)])
     return TransformedTargetRegressor(
-        regressor=pipe, transformer=target_transformer(target), check_inverse=False
+        regressor=pipe, transformer=target_transformer(target, transforms), check_inverse=False
     )
 
 
@@ -111,11 +116,13 @@ def transformed_neg_mse(estimator, X, y) -> float:
 
 
 def search_grid(model_type: str, grids: Mapping | None) -> dict:
+    """The grid of ``model_type`` (``grids`` overriding :data:`GRIDS`), as pipeline names."""
     grid = (grids or {}).get(model_type, GRIDS.get(model_type, {}))
     return {f"regressor__model__{k}": list(v) for k, v in grid.items()}
 
 
 def prefixed(params: Mapping) -> dict:
+    """Hyperparameters named as the model's own (``alpha``) renamed for the pipeline."""
     return {f"regressor__model__{k}": v for k, v in params.items()}
 
 
@@ -136,6 +143,7 @@ def tune(estimator, grid: dict, X, y, groups, *, grouped: bool, seed: int):
 
 
 def fit_quiet(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with scikit-learn's convergence warnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return fn(*args, **kwargs)

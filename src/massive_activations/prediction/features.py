@@ -1,13 +1,15 @@
 """Architecture features of a layer: paper Table 4, from a model's depth, width and heads.
 
-For layer ``l`` of a model with ``L`` layers, width ``d``, ``H`` attention heads and MLP
-width ``d_ff`` the ten features of paper Table 4 are (:data:`FEATURE_NAMES`, in order)
+For layer ``l`` (counted from 1 to ``L``) of a model with ``L`` layers, width ``d``, ``H``
+attention heads and MLP width ``d_ff``, and its relative depth ``r = (l - 1) / (L - 1)``
+(``r = 0`` for a single-layer model), the ten features of paper Table 4 are
+(:data:`FEATURE_NAMES`, in order)
 
 ==================  ===============
-``l_over_L``        ``l / L``
-``l_over_L_sq``     ``(l / L)^2``
-``l_over_L_cube``   ``(l / L)^3``
-``l_over_L_sqrt``   ``sqrt(l / L)``
+``l_over_L``        ``r``
+``l_over_L_sq``     ``r^2``
+``l_over_L_cube``   ``r^3``
+``l_over_L_sqrt``   ``sqrt(r)``
 ``H_over_d``        ``H / d``
 ``dff_over_d``      ``d_ff / d``
 ``d_over_L``        ``d / L``
@@ -16,16 +18,21 @@ width ``d_ff`` the ten features of paper Table 4 are (:data:`FEATURE_NAMES`, in 
 ``l_times_L``       ``l * L``
 ==================  ===============
 
-**Layer index.**  ``l`` counts decoder layers from 1 to ``L``, as the fits table does
-(``layer``, and ``relative_depth = layer / n_layers``): ``l / L = 1`` is the last layer and the
-first is ``1 / L``.  The paper is ambiguous (Table 4; the book's page "Reading the paper", section on the predictor: it writes "0 = first layer,
-1 = last layer" for ``l / L``, which no single integer index gives).  The other choices change
-the position features only: 0-based ``l = 0..L-1`` shifts every ``l / L`` down by ``1 / L``
-(the first layer gets 0 in the four position features and in ``l * L``, the last
-``(L - 1) / L``, so shallow models never reach 1) and ``l * L`` down by ``L``; ``(l - 1) /
-(L - 1)`` would give exactly 0..1 but is undefined for ``L = 1``.  The width and head
-features do not depend on it, and tree models see the same order of layers within a model
-whichever is used; the choice matters when one model's layers are compared with another's.
+**Layer index and relative depth.**  Layers are counted from 1 (the first decoder layer) to
+``L`` (the last), as in the fits table's ``layer``.  Table 4 writes the relative position
+as ``l / L`` and defines it as "0 = first layer, 1 = last layer" (the book's page "Reading
+the paper", section on the predictor): no single integer index makes ``l / L`` do both, so
+the features follow the definition, ``r = (l - 1) / (L - 1)``, which is exactly 0 at the
+first layer and 1 at the last of every model (and 0 for ``L = 1``); the four position
+features are ``r`` and its square, cube and square root, under the paper's names.  Had we
+used ``l / L`` with ``l = 1..L``, the first layer would sit at ``1 / L`` (0.5 for a
+two-layer model) and only the last layer would agree; with ``l = 0..L-1`` the last layer of
+a shallow model would never reach 1.  The interaction ``l * L`` is built on the layer
+index, not on the position, and keeps ``l = 1..L`` (it is the one feature that grows with
+both depth and position).  The width and head
+features do not depend on the choice, and tree models see the same order of layers within
+a model whichever is used; the choice matters when one model's layers are compared with
+another's.
 
 ``d_ff / d`` is 4 in every Pythia model and in our suites (``d_ff = 4 d``), so on those data
 it is a constant feature; it is kept so that the feature set is the paper's.
@@ -215,7 +222,7 @@ def layer_features(spec, layers: int | Iterable[int] | None = None) -> pd.DataFr
                 "from 1 (the first decoder layer) to n_layers (the last)."
             )
         ls = ls.astype(np.int64)
-    r = ls / L
+    r = (ls - 1) / (L - 1) if L > 1 else np.zeros(len(ls))
     d, H = float(arch.d_model), float(arch.n_heads)
     out = pd.DataFrame(
         {

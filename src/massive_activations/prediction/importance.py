@@ -44,6 +44,7 @@ _COLUMNS = (
     "model_type",
     "protocol",
     "fits_used",
+    "transforms",
     "feature",
     "importance",
     "importance_std",
@@ -79,9 +80,11 @@ def drivers(
     targets: Sequence[str] = ("K", "lam"),
     protocol: str = "paper_cv5",
     architectures: Mapping | None = None,
+    groups: Mapping | None = None,
     seed: int = 0,
     n_repeats: int = 10,
     identified_only: bool = True,
+    transforms: str = "ours",
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Permutation importances of each target's best model type, on held-out layers.
 
@@ -102,26 +105,38 @@ def drivers(
     identified_only : bool
         Which fits the predictor learns from (:func:`~massive_activations.prediction.data.target_data`);
         the model type is picked among the results of the same choice.
+    groups, transforms
+        See :func:`~massive_activations.prediction.data.target_data`; the model type is picked
+        among the results of the same transforms when the table has several.
 
     Returns
     -------
     importances : dict
         ``{target: table}`` (``feature, importance, importance_std, rank``; ``attrs`` hold
-        ``model_type`` and ``protocol``).
+        ``model_type``, ``protocol``, ``fits_used`` and ``transforms``).
     skipped : dict
         ``{target: reason}`` for targets with no validated model.
     """
     out, skipped = {}, {}
     used = "identified" if identified_only else "all"
+    if "transforms" in results.columns:
+        results = results[results["transforms"] == transforms]
     for t in targets:
         model = best_model(results, t, protocol, fits_used=used)
         if model is None:
             skipped[t] = f"no model type validated for {t} under {protocol}"
             continue
-        data = target_data(fits, t, architectures=architectures, identified_only=identified_only)
+        data = target_data(
+            fits,
+            t,
+            architectures=architectures,
+            groups=groups,
+            identified_only=identified_only,
+            transforms=transforms,
+        )
         run = cross_validate(data, model, protocol, seed=seed, n_permutations=0)
         imp = permutation_importances(run, n_repeats=n_repeats, seed=seed)
-        imp.attrs.update(model_type=model, protocol=protocol, fits_used=used)
+        imp.attrs.update(model_type=model, protocol=protocol, fits_used=used, transforms=transforms)
         out[t] = imp
     return out, skipped
 
@@ -136,6 +151,7 @@ def write_importances(
             model_type=imp.attrs["model_type"],
             protocol=imp.attrs["protocol"],
             fits_used=imp.attrs.get("fits_used", "identified"),
+            transforms=imp.attrs.get("transforms", "ours"),
         )
         for t, imp in importances.items()
     ]
@@ -143,7 +159,7 @@ def write_importances(
         pd.concat(frames, ignore_index=True)[list(_COLUMNS)]
         if frames
         else pd.DataFrame(
-            {c: pd.Series(dtype=object if i < 5 else float) for i, c in enumerate(_COLUMNS)}
+            {c: pd.Series(dtype=object if i < 6 else float) for i, c in enumerate(_COLUMNS)}
         )
     )
     return registry.write(table, "importance.parquet", root, suite)
@@ -160,6 +176,8 @@ def importances_by_target(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
             model_type=part["model_type"].iloc[0],
             protocol=part["protocol"].iloc[0],
             fits_used=part["fits_used"].iloc[0],
+            # tables written before the transforms column used the paper's transforms
+            transforms=part["transforms"].iloc[0] if "transforms" in part else "paper",
         )
         out[str(t)] = imp
     return out
@@ -218,7 +236,7 @@ def explain(predictor: Predictor, target: str, features: pd.DataFrame | None = N
     Returns
     -------
     shap.Explanation
-        Values on the model's transformed target scale (slog1p, or Yeo-Johnson for ``K``)
+        Values on the model's transformed target scale (the predictor's transforms)
         for the standardised features; ``data`` holds the raw feature values, so
         ``shap.plots.beeswarm`` shows them.  Tree models use ``TreeExplainer``, Ridge and
         Lasso ``LinearExplainer`` with the training layers as background.

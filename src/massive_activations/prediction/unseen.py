@@ -6,8 +6,9 @@ the Pythia models, far outside the suite's range, whose predictions are extrapol
 flagged as such.
 
 **Unseen architectures**: :func:`fit_predictor` trains one model per target on every usable
-layer (hyperparameters tuned by inner cross-validation grouped by model) plus ``n_members``
-models each fitted without one group of models (``GroupKFold``); :func:`predict_architecture`
+layer (hyperparameters tuned by inner cross-validation grouped by architecture, seed
+replicates together) plus ``n_members`` models each fitted without one part of the
+architectures (``GroupKFold``); :func:`predict_architecture`
 returns the full model's prediction with the members' range as its uncertainty and flags
 extrapolation (a feature outside its training range); :func:`predicted_curves` evaluates the
 implied Eq. 9 curves (:func:`massive_activations.curve.eq9`).
@@ -27,7 +28,7 @@ from sklearn.model_selection import (
 )
 
 from massive_activations.curve import eq9
-from massive_activations.prediction.data import target_data
+from massive_activations.prediction.data import model_groups, target_data
 from massive_activations.prediction.estimators import (
     fit_quiet,
     make_estimator,
@@ -60,11 +61,13 @@ def held_out_curves(
     *,
     model_type: str = "RandomForest",
     architectures: Mapping | None = None,
+    groups: Mapping | None = None,
     quantity: str = "ratio",
     seed: int = 0,
     identified_only: bool = True,
+    transforms: str = "ours",
 ) -> pd.DataFrame:
-    """Predicted vs measured trajectories of a model left out of the predictor's training.
+    """Predicted vs measured trajectories of a model whose architecture the predictor never saw.
 
     Parameters
     ----------
@@ -73,11 +76,15 @@ def held_out_curves(
     traj : pandas.DataFrame
         :func:`massive_activations.measurement.trajectories.trajectories` of the suite.
     model : str
-        The model to hold out; its layers are never seen in training.
+        The model to predict.  Every model of its architecture group (its seed replicates
+        and variants, :mod:`~massive_activations.prediction.data`) is left out of training
+        with it, so its architecture is never seen.
     model_type : str
         Regressor of :func:`massive_activations.prediction.unseen.fit_predictor`.
     architectures : mapping, optional
         ``{model: spec}`` when names do not tell the architecture.
+    groups : mapping, optional
+        ``{model: architecture group}`` (default: identical architectures form a group).
     quantity : str
         The measured series (``"ratio"``, ratio of means; or ``"ratio_mean"``).
     seed : int
@@ -85,6 +92,8 @@ def held_out_curves(
     identified_only : bool
         Train on identified values only (default) or on every fit
         (:func:`massive_activations.prediction.data.target_data`).
+    transforms : {"ours", "paper"}
+        Target transforms (:data:`~massive_activations.prediction.transforms.TRANSFORMS`).
 
     Returns
     -------
@@ -102,13 +111,21 @@ def held_out_curves(
     models = sorted(set(fits["model"]))
     if model not in models:
         raise ValueError(f"Model {model!r} is not in the fits table; it has {models}.")
-    rest = fits[fits["model"] != model]
+    names = model_groups(models, architectures=architectures, groups=groups)
+    held = sorted(m for m in models if names[m] == names[model])
+    rest = fits[~fits["model"].isin(held)]
+    if rest.empty:
+        raise ValueError(
+            f"Holding out the architecture of {model!r} ({held}) leaves no model to train on."
+        )
     predictor = fit_predictor(
         rest,
         model_type=model_type,
         architectures=architectures,
+        groups=groups,
         seed=seed,
         identified_only=identified_only,
+        transforms=transforms,
     )
     spec = (architectures or {}).get(model, model)
     measured = traj[traj["model"] == model]
@@ -149,7 +166,7 @@ class Predictor:
     estimators : dict
         ``{target: fitted estimator}`` trained on all usable layers of the target.
     members : dict
-        ``{target: [fitted estimators]}``, each trained without one group of models.
+        ``{target: [fitted estimators]}``, each trained without some architectures.
     params : dict
         ``{target: tuned hyperparameters}``.
     data : dict
@@ -180,18 +197,21 @@ def fit_predictor(
     hypothesis: str = "eq9",
     procedure: str = "ours",
     architectures: Mapping | None = None,
+    groups: Mapping | None = None,
     seed: int = 0,
     n_members: int = 5,
     grids: Mapping | None = None,
     identified_only: bool = True,
+    transforms: str = "ours",
 ) -> Predictor:
     """Train a :class:`Predictor` on all usable layers of a fits table.
 
-    Hyperparameters are tuned by inner cross-validation grouped by model (the choice that
-    predicts unseen models best); the members are refits with those hyperparameters on
-    ``GroupKFold(n_members)`` training parts (each leaves out some models), whose spread is the
-    uncertainty that :func:`predict_architecture` reports.  ``identified_only``: see
-    :func:`target_data`.
+    Hyperparameters are tuned by inner cross-validation grouped by architecture (the choice
+    that predicts unseen architectures best); the members are refits with those
+    hyperparameters on ``GroupKFold(n_members)`` training parts (each leaves out some
+    architectures with all their seed replicates), whose spread is the uncertainty that
+    :func:`predict_architecture` reports.  ``groups``, ``identified_only``, ``transforms``:
+    see :func:`~massive_activations.prediction.data.target_data`.
     """
     estimators, members, params, datas = {}, {}, {}, {}
     for t in targets:
@@ -201,21 +221,24 @@ def fit_predictor(
             hypothesis=hypothesis,
             procedure=procedure,
             architectures=architectures,
+            groups=groups,
             identified_only=identified_only,
+            transforms=transforms,
         )
-        groups = d.groups
-        n_groups = len(set(groups))
+        arch = d.groups
+        n_groups = len(set(arch))
         if len(d.y) < MIN_ROWS or n_groups < 2:
             raise ValueError(
-                f"Target {t!r} has {len(d.y)} usable layers in {n_groups} models; a predictor "
-                f"needs >= {MIN_ROWS} layers in >= 2 models. Leave it out of targets."
+                f"Target {t!r} has {len(d.y)} usable layers in {n_groups} architectures; a "
+                f"predictor needs >= {MIN_ROWS} layers in >= 2 architectures. Leave it out of "
+                "targets."
             )
-        base = make_estimator(model_type, t, seed)
+        base = make_estimator(model_type, t, seed, transforms)
         est, p = fit_quiet(
-            tune, base, search_grid(model_type, grids), d.X, d.y, groups, grouped=True, seed=seed
+            tune, base, search_grid(model_type, grids), d.X, d.y, arch, grouped=True, seed=seed
         )
         tuned = clone(base).set_params(**prefixed(p))
-        folds = GroupKFold(min(n_members, n_groups)).split(d.X, groups=groups)
+        folds = GroupKFold(min(n_members, n_groups)).split(d.X, groups=arch)
         members[t] = [fit_quiet(clone(tuned).fit, d.X[tr], d.y[tr]) for tr, _ in folds]
         estimators[t], params[t], datas[t] = est, p, d
     allX = pd.concat([d.features for d in datas.values()])[list(FEATURE_NAMES)]
@@ -248,7 +271,8 @@ def predict_architecture(
     Returns
     -------
     pandas.DataFrame
-        One row per layer: ``model, layer, n_layers, relative_depth``; per target ``<t>``
+        One row per layer: ``model, layer, n_layers, relative_depth`` (``(l - 1) / (L - 1)``,
+        the features' position); per target ``<t>``
         (the full model's prediction, original units) with ``<t>_lo``, ``<t>_hi`` (the range
         of the members' predictions); ``extrapolation`` (a feature lies outside the training
         range) and ``extrapolated_features`` (their names, ``;``-separated).

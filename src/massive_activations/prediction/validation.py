@@ -1,21 +1,33 @@
 """Validating the predictor: the paper's protocols and leave-one-model-out, with chance levels.
 
-**Protocols** (:data:`PROTOCOLS`), shown side by side:
+**Protocols** (:data:`PROTOCOLS`), shown side by side: ``paper_split`` (the paper's 80/20
+split over layers, one seed; :mod:`~massive_activations.prediction.splits` repeats it),
+``paper_cv5`` (5-fold cross-validation over layers) and ``lomo`` (leave one architecture out:
+every model of an architecture group, i.e. all seed replicates and variants of it, is held
+out together, so no test architecture is ever seen in training;
+:mod:`~massive_activations.prediction.data`).
 
-R^2, MAE and RMSE are computed on the transformed scale (presumably the paper's; it does not
-say), with one fixed scale per target for all folds: ``slog1p``, or for ``K`` Yeo-Johnson with ``lambda`` fitted on all of
-the target's values.  That scale only weighs the errors; no information flows from it into a
-prediction.  For pooled protocols R^2 is ``1 - SSE / SST`` over all out-of-fold predictions.
+R^2, MAE and RMSE are computed on the target's transformed scale
+(:data:`~massive_activations.prediction.transforms.TRANSFORMS`; the paper does not say), with
+one fixed scale per target for all folds (for ``K`` Yeo-Johnson with ``lambda`` fitted on all
+of the target's values).  That scale only weighs the errors; no information flows from it
+into a prediction.  For pooled protocols R^2 is ``1 - SSE / SST`` over all out-of-fold
+predictions.
 
-**Chance level**: the same protocol (same outer splits) run on targets shuffled across all
-layers, ``n_permutations`` times, gives ``chance_r2_mean``, ``chance_r2_q95`` and the
-permutation ``p_value = (1 + #{R^2_perm >= R^2}) / (1 + n)``.  By default each fold keeps the
-hyperparameters tuned on the real targets (a fixed estimator per fold, as in Ojala & Garriga's
-test); ``retune_permutations=True`` re-runs the inner search on every shuffle (the whole
-protocol, the grid size times the inner folds costlier).  The baseline ``"mean"`` predicts the
-training fold's mean (on the transformed scale) and shows what R^2 a protocol gives with no
-feature at all: under leave-one-model-out it is below 0 (each held-out model's layers move the
-training mean away from themselves).
+**Chance level**: the same protocol (same outer splits) run on permuted targets,
+``n_permutations`` times, gives ``chance_r2_mean``, ``chance_r2_q95`` and the permutation
+``p_value = (1 + #{R^2_perm >= R^2}) / (1 + n)`` of each regressor; ``chance_r2`` keeps every
+permutation's R^2, from which :func:`~massive_activations.prediction.nulls.null_summary`
+builds the null of the best regressor.  The permutations exchange whole models' target
+vectors (``null="blocks"``, :mod:`~massive_activations.prediction.nulls`, which explains
+why) and depend on the seed and the data only, so every regressor sees the same permuted
+targets.  By default each fold keeps the hyperparameters tuned on the real targets (a fixed
+estimator per fold, as in Ojala & Garriga's test); ``retune_permutations=True`` re-runs the
+inner search on every permutation (the whole protocol, the grid size times the inner folds
+costlier).  The baseline ``"mean"`` predicts the training fold's mean (on the transformed
+scale) and shows what R^2 a protocol gives with no feature at all: under
+leave-one-model-out it is below 0 (each held-out model's layers move the training mean away
+from themselves).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -40,14 +53,13 @@ from massive_activations.prediction.estimators import (
     MODEL_TYPES,
     fit_quiet,
     make_estimator,
-    prefixed,
     search_grid,
     tune,
 )
+from massive_activations.prediction.nulls import n_arrangements, permutations
 from massive_activations.prediction.transforms import (
     TARGETS,
     metric_scale,
-    scale_name,
 )
 
 __all__ = [
@@ -58,6 +70,7 @@ __all__ = [
     "CVRun",
     "cross_validate",
     "evaluate",
+    "infeasible",
     "table3",
 ]
 
@@ -79,12 +92,18 @@ RESULT_COLUMNS = (
     "n_test",
     "n_folds",
     "n_models",
+    "n_architectures",
     "n_used",
     "n_unidentified",
     "n_missing",
+    "n_out_of_domain",
     "n_permutations",
+    "null_scheme",
+    "null_arrangements",
+    "chance_r2",
     "seed",
     "scale",
+    "transforms",
     "params",
     "note",
     "fits_used",
@@ -133,6 +152,8 @@ class CVRun:
         ``r2, mae, rmse`` on the transformed scale.
     chance : numpy.ndarray
         R^2 of each permutation.
+    null : str
+        The permutation scheme (:data:`~massive_activations.prediction.nulls.NULLS`).
     """
 
     target: str
@@ -143,11 +164,47 @@ class CVRun:
     pred: np.ndarray
     metrics: dict
     chance: np.ndarray = field(default_factory=lambda: np.empty(0))
+    null: str = "blocks"
+    seed: int = 0
+    grid: dict = field(default_factory=dict)
 
     @property
     def test_mask(self) -> np.ndarray:
         """Rows predicted out of fold."""
         return np.isfinite(self.pred)
+
+    def permuted_r2(self, yp: np.ndarray, *, retune: bool = False) -> float:
+        """R^2 of the protocol (same outer folds) on the permuted target ``yp``.
+
+        Each fold's estimator is refitted on ``yp`` with the hyperparameters tuned on the
+        real target, or (``retune``) tuned again by the inner search.
+        """
+        X, groups, data = self.data.X, self.data.groups, self.data
+        pp = np.full(len(yp), np.nan)
+        for tr, te, est, _params in self.folds:
+            if retune:
+                base = make_estimator(self.model_type, data.target, self.seed, data.transforms)
+                grouped = self.protocol == "lomo"
+                est, _ = fit_quiet(
+                    tune,
+                    base,
+                    self.grid,
+                    X[tr],
+                    yp[tr],
+                    groups[tr],
+                    grouped=grouped,
+                    seed=self.seed,
+                )
+            else:  # an unfitted copy with the fold's tuned hyperparameters
+                est = fit_quiet(clone(est).fit, X[tr], yp[tr])
+            pp[te] = est.predict(X[te])
+        tested = self.test_mask
+        return _metrics(self.scale(yp[tested]), self.scale(pp[tested]))["r2"]
+
+    @cached_property
+    def scale(self):
+        """The fixed metric scale of the target (:func:`metric_scale` of all its values)."""
+        return metric_scale(self.data.target, self.data.y, self.data.transforms)
 
     def row(self, seed: int) -> dict:
         """The results-table row (:data:`RESULT_COLUMNS`)."""
@@ -164,22 +221,33 @@ class CVRun:
             "n_train": round(float(np.mean([len(f[0]) for f in self.folds]))),
             "n_test": int(self.test_mask.sum()),
             "n_folds": len(self.folds),
-            "n_models": len(set(self.data.groups)),
+            "n_models": len(set(self.data.models)),
+            "n_architectures": len(set(self.data.groups)),
             **{k: v for k, v in self.data.counts.items() if k != "n_layers"},
             "n_permutations": int(ch.size),
+            "null_scheme": self.null,
+            "null_arrangements": n_arrangements(
+                self.data.models, self.data.features["layer"], self.null
+            ),
+            "chance_r2": json.dumps([float(c) for c in ch]),
             "seed": seed,
-            "scale": scale_name(self.target),
+            "scale": self.data.scale,
+            "transforms": self.data.transforms,
             "params": json.dumps([f[3] for f in self.folds], default=str),
             "note": "",
         }
 
 
-def _check_feasible(data: TargetData, protocol: str) -> str:
+def infeasible(data: TargetData, protocol: str) -> str:
+    """Why ``protocol`` cannot be run on ``data`` (too few layers or architectures), or ""."""
     n, m = len(data.y), len(set(data.groups))
     if n < MIN_ROWS:
         return f"only {n} usable layers (< {MIN_ROWS})"
     if protocol == "lomo" and m < 3:
-        return f"leave-one-model-out needs >= 3 models with usable layers; {m} have"
+        return (
+            f"leave-one-model-out needs >= 3 architectures with usable layers; {m} have "
+            "(seed replicates of an architecture count once)"
+        )
     return ""
 
 
@@ -190,6 +258,7 @@ def cross_validate(
     *,
     seed: int = 0,
     n_permutations: int = 0,
+    null: str = "blocks",
     retune_permutations: bool = False,
     grids: Mapping | None = None,
 ) -> CVRun:
@@ -205,8 +274,11 @@ def cross_validate(
     seed : int
         Split, inner CV, model and permutation seed.
     n_permutations : int
-        Shuffled-target repetitions of the protocol (0: no chance level).  The targets are
-        shuffled across all layers; the outer splits stay those of the real run.
+        Permuted-target repetitions of the protocol (0: no chance level); the outer splits
+        stay those of the real run.
+    null : {"blocks", "rows"}
+        How the targets are permuted (:func:`~massive_activations.prediction.nulls.permutations`):
+        whole models' vectors among models of the same depth (default), or every layer.
     retune_permutations : bool
         Re-run the inner hyperparameter search on every shuffled target (the whole protocol,
         costlier by the grid size times the inner folds).  By default each fold keeps the
@@ -219,11 +291,11 @@ def cross_validate(
     -------
     CVRun
     """
-    why = _check_feasible(data, protocol)
+    why = infeasible(data, protocol)
     if why:
         raise ValueError(f"Cannot validate {data.target} under {protocol}: {why}.")
     X, y, groups = data.X, data.y, data.groups
-    base = make_estimator(model_type, data.target, seed)
+    base = make_estimator(model_type, data.target, seed, data.transforms)
     grid = search_grid(model_type, grids)
     grouped = protocol == "lomo"
     folds, pred = [], np.full(len(y), np.nan)
@@ -233,26 +305,24 @@ def cross_validate(
         )
         pred[te] = est.predict(X[te])
         folds.append((tr, te, est, params))
-    scale = metric_scale(data.target, y)
+    scale = metric_scale(data.target, y, data.transforms)
     tested = np.isfinite(pred)
     metrics = _metrics(scale(y[tested]), scale(pred[tested]))
-    rng = np.random.default_rng(seed)
-    chance = []
-    for _ in range(n_permutations):
-        yp = y[rng.permutation(len(y))]
-        pp = np.full(len(y), np.nan)
-        for tr, te, _est, params in folds:
-            if retune_permutations:
-                est, _ = fit_quiet(
-                    tune, base, grid, X[tr], yp[tr], groups[tr], grouped=grouped, seed=seed
-                )
-            else:
-                est = fit_quiet(clone(base).set_params(**prefixed(params)).fit, X[tr], yp[tr])
-            pp[te] = est.predict(X[te])
-        chance.append(_metrics(scale(yp[tested]), scale(pp[tested]))["r2"])
-    return CVRun(
-        data.target, model_type, protocol, data, folds, pred, metrics, np.asarray(chance, float)
+    run = CVRun(
+        data.target,
+        model_type,
+        protocol,
+        data,
+        folds,
+        pred,
+        metrics,
+        null=null,
+        seed=seed,
+        grid=grid,
     )
+    perms = permutations(data.models, data.features["layer"], n_permutations, seed, null)
+    run.chance = np.array([run.permuted_r2(y[p], retune=retune_permutations) for p in perms])
+    return run
 
 
 def evaluate(
@@ -264,13 +334,16 @@ def evaluate(
     hypothesis: str = "eq9",
     procedure: str = "ours",
     architectures: Mapping | None = None,
+    groups: Mapping | None = None,
     seed: int = 0,
-    n_permutations: int = 100,
+    n_permutations: int | Mapping[str, int] = 200,
+    null: str = "blocks",
     retune_permutations: bool = False,
     grids: Mapping | None = None,
     progress: bool = True,
     n_jobs: int = 1,
     identified_only: bool = True,
+    transforms: str = "ours",
 ) -> pd.DataFrame:
     """Validate every (target, model type, protocol): paper Table 3 and the honest version.
 
@@ -280,10 +353,14 @@ def evaluate(
         The fits table.
     targets, model_types, protocols : sequence of str
         What to run (``"mean"`` is the training-mean baseline).
-    hypothesis, procedure, architectures
+    hypothesis, procedure, architectures, groups, transforms
         See :func:`target_data`.
-    seed, n_permutations, retune_permutations, grids
+    seed, null, retune_permutations, grids
         See :func:`cross_validate`.
+    n_permutations : int or mapping
+        Permutations per validation (200 by default), or ``{protocol: n}`` (a protocol not
+        in it gets none): leave-one-model-out costs as many fits per permutation as there
+        are architectures, the 80/20 split one.
     progress : bool
         Show a tqdm progress bar.
     n_jobs : int
@@ -298,7 +375,8 @@ def evaluate(
     pandas.DataFrame
         One row per (target, model type, protocol), columns :data:`RESULT_COLUMNS`.  A
         combination that cannot be run (too few usable layers or models) gets NaN metrics
-        and says why in ``note``.
+        and says why in ``note``.  :func:`~massive_activations.prediction.nulls.null_summary`
+        of it gives the null of the best regressor.
     """
     datas = {
         t: target_data(
@@ -307,18 +385,21 @@ def evaluate(
             hypothesis=hypothesis,
             procedure=procedure,
             architectures=architectures,
+            groups=groups,
             identified_only=identified_only,
+            transforms=transforms,
         )
         for t in targets
     }
     combos = [(t, m, p) for t in targets for m in model_types for p in protocols]
-    kwargs = dict(
-        seed=seed,
-        n_permutations=n_permutations,
-        retune_permutations=retune_permutations,
-        grids=grids,
-    )
-    jobs = [(datas[t], m, p) for t, m, p in combos]
+    kwargs = dict(seed=seed, null=null, retune_permutations=retune_permutations, grids=grids)
+
+    def n_perm(protocol: str) -> int:
+        if isinstance(n_permutations, Mapping):
+            return int(n_permutations.get(protocol, 0))
+        return int(n_permutations)
+
+    jobs = [(datas[t], m, p, n_perm(p)) for t, m, p in combos]
     if n_jobs == 1:
         rows = (_validation_row(*job, **kwargs) for job in jobs)
     else:
@@ -332,9 +413,11 @@ def evaluate(
     return table
 
 
-def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) -> dict:
+def _validation_row(
+    data: TargetData, model_type: str, protocol: str, n_permutations: int, **kwargs
+) -> dict:
     """One row of :func:`evaluate` (a NaN row with the reason when it cannot be run)."""
-    why = _check_feasible(data, protocol)
+    why = infeasible(data, protocol)
     if why:
         row = dict.fromkeys(RESULT_COLUMNS, np.nan)
         row.update(
@@ -344,10 +427,17 @@ def _validation_row(data: TargetData, model_type: str, protocol: str, **kwargs) 
             note=why,
             seed=kwargs["seed"],
             params="[]",
+            chance_r2="[]",
+            null_scheme=kwargs["null"],
+            scale=data.scale,
+            transforms=data.transforms,
+            n_models=len(set(data.models)),
+            n_architectures=len(set(data.groups)),
         )
         row.update({k: v for k, v in data.counts.items() if k != "n_layers"})
         return row
-    return cross_validate(data, model_type, protocol, **kwargs).row(kwargs["seed"])
+    run = cross_validate(data, model_type, protocol, n_permutations=n_permutations, **kwargs)
+    return run.row(kwargs["seed"])
 
 
 def table3(results: pd.DataFrame) -> pd.DataFrame:

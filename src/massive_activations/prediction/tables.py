@@ -1,0 +1,218 @@
+"""The predictor's derived tables, computed once and read by the chapters.
+
+The heavy statistics of chapter 5 (hundreds of block permutations per validation, the
+repeated 80/20 splits, the power check's synthetic replicates) take far longer than a book
+build may; :func:`write_predictor_tables` computes them once into the suite's data folder
+(registered in ``reference/data_files.yml``), and the chapters read them with
+:func:`massive_activations.registry.read`:
+
+==============================  ===========================================================
+``predictor.parquet``           :func:`~massive_activations.prediction.validation.evaluate`:
+                                every (target, regressor, protocol), with per-regressor
+                                block-null chance levels
+``predictor_null.parquet``      :func:`~massive_activations.prediction.nulls.null_summary`:
+                                the null of the best regressor
+``predictor_splits.parquet``    :func:`~massive_activations.prediction.splits.repeated_splits`
+``predictor_power.parquet``     :func:`~massive_activations.prediction.power.power_table`
+``predictor_ceiling.parquet``   :func:`~massive_activations.prediction.ceiling.noise_ceiling`
+==============================  ===========================================================
+
+Each is computed for every combination of ``fits_used`` (``"identified"``, ``"all"``) and
+``transforms`` (``"ours"``, ``"paper"``) asked for, concatenated (columns ``fits_used`` and
+``transforms`` tell them apart); a target whose transform is the same under both choices
+(``A``, ``K``) is computed once and its rows copied under the other label (the seeds do not
+depend on the label, so the numbers would be the same).  :func:`write_predictor_tables` writes each table as soon as
+it is done and skips the tables already present (unless ``force``), so an interrupted run
+resumes; the null summary is derived from ``predictor.parquet`` without recomputing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from massive_activations import registry
+from massive_activations.prediction.ceiling import noise_ceiling
+from massive_activations.prediction.estimators import MODEL_TYPES
+from massive_activations.prediction.nulls import null_summary
+from massive_activations.prediction.power import power_table
+from massive_activations.prediction.splits import repeated_splits
+from massive_activations.prediction.transforms import TARGETS, scale_name
+from massive_activations.prediction.validation import PROTOCOLS, evaluate
+
+__all__ = ["PREDICTOR_FILES", "predictor_tables", "write_predictor_tables"]
+
+#: The derived tables, in the order they are computed.
+PREDICTOR_FILES = (
+    "predictor.parquet",
+    "predictor_null.parquet",
+    "predictor_splits.parquet",
+    "predictor_power.parquet",
+    "predictor_ceiling.parquet",
+)
+
+
+def predictor_tables(
+    fits: pd.DataFrame,
+    *,
+    which: Sequence[str] = PREDICTOR_FILES,
+    results: pd.DataFrame | None = None,
+    architectures: Mapping | None = None,
+    groups: Mapping | None = None,
+    targets: Sequence[str] = TARGETS,
+    model_types: Sequence[str] = ("mean", *MODEL_TYPES),
+    protocols: Sequence[str] = PROTOCOLS,
+    fits_used: Sequence[str] = ("identified", "all"),
+    transforms: Sequence[str] = ("ours", "paper"),
+    hypothesis: str = "eq9",
+    procedure: str = "ours",
+    seed: int = 0,
+    n_permutations: int | Mapping[str, int] = 200,
+    n_repeats: int = 20,
+    n_replicates: int = 20,
+    power_permutations: int = 200,
+    power_protocols: Sequence[str] = ("paper_split",),
+    power_noise: float = 0.05,
+    grids: Mapping | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Compute the derived tables named in ``which`` (:data:`PREDICTOR_FILES`).
+
+    Parameters
+    ----------
+    fits : pandas.DataFrame
+        The suite's fits table.
+    which : sequence of str
+        Tables to compute.
+    results : pandas.DataFrame, optional
+        An existing ``predictor.parquet`` table: the null summary is derived from it.
+    architectures, groups, hypothesis, procedure
+        See :func:`~massive_activations.prediction.data.target_data`.
+    targets, model_types, protocols
+        What :func:`~massive_activations.prediction.validation.evaluate` runs (the splits
+        use ``targets`` and ``model_types``, the power check the regressors among them).
+    fits_used, transforms : sequence of str
+        The combinations computed: ``"identified"`` / ``"all"`` fits, ``"ours"`` /
+        ``"paper"`` transforms.
+    seed, n_permutations, n_repeats, n_replicates, power_permutations
+        Seed; block permutations per validation (or ``{protocol: n}``); repeated splits;
+        power replicates and the permutations of each replicate's null.
+    power_protocols : sequence of str
+        Protocols whose power is checked (the ledger's ``paper_split`` by default).
+    power_noise : float
+        Noise of the power check's synthetic target
+        (:func:`~massive_activations.prediction.power.power_check`).
+    grids : mapping, optional
+        Hyperparameter grids replacing the defaults.
+    n_jobs : int
+        Parallel processes (the tables do not depend on it).
+    progress : bool
+        Show tqdm progress bars.
+
+    Returns
+    -------
+    dict
+        ``{file name: table}`` for each name in ``which``.
+    """
+    unknown = [w for w in which if w not in PREDICTOR_FILES]
+    if unknown:
+        raise ValueError(f"Unknown tables {unknown}; choose among {PREDICTOR_FILES}.")
+    combos = [(u, t) for u in fits_used for t in transforms]
+    common = dict(
+        hypothesis=hypothesis,
+        procedure=procedure,
+        architectures=architectures,
+        groups=groups,
+    )
+    out: dict[str, pd.DataFrame] = {}
+
+    def each(fn, **kw):
+        frames, done = [], {}
+        for u, t in combos:
+            # a target whose transform is the same under another choice already computed
+            # (A and K: ours and the paper's agree) is copied, relabelled: same seeds, same
+            # numbers
+            reuse = {
+                x: done[(u, x, scale_name(x, t))]
+                for x in targets
+                if (u, x, scale_name(x, t)) in done
+            }
+            todo = [x for x in targets if x not in reuse]
+            if todo:
+                table = fn(
+                    fits, targets=todo, identified_only=u == "identified", transforms=t,
+                    **common, **kw,
+                )  # fmt: skip
+                frames.append(table)
+                for x in todo:
+                    done[(u, x, scale_name(x, t))] = table[table["target"] == x]
+            frames += [part.assign(transforms=t) for part in reuse.values()]
+        return pd.concat(frames, ignore_index=True)
+
+    if "predictor.parquet" in which or ("predictor_null.parquet" in which and results is None):
+        results = each(
+            evaluate,
+            model_types=model_types,
+            protocols=protocols,
+            seed=seed,
+            n_permutations=n_permutations,
+            grids=grids,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+        if "predictor.parquet" in which:
+            out["predictor.parquet"] = results
+    if "predictor_null.parquet" in which:
+        out["predictor_null.parquet"] = null_summary(results)
+    if "predictor_splits.parquet" in which:
+        out["predictor_splits.parquet"] = each(
+            repeated_splits,
+            model_types=model_types,
+            n_repeats=n_repeats,
+            seed=seed,
+            grids=grids,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+    if "predictor_power.parquet" in which:
+        out["predictor_power.parquet"] = each(
+            power_table,
+            protocols=power_protocols,
+            model_types=[m for m in model_types if m != "mean"],
+            n_replicates=n_replicates,
+            n_permutations=power_permutations,
+            noise=power_noise,
+            seed=seed,
+            grids=grids,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+    if "predictor_ceiling.parquet" in which:
+        out["predictor_ceiling.parquet"] = each(noise_ceiling)
+    return out
+
+
+def write_predictor_tables(
+    fits: pd.DataFrame, root: str | Path, suite: str, *, force: bool = False, **settings
+) -> dict[str, Path]:
+    """Compute and write each table of :data:`PREDICTOR_FILES` that is missing (all with
+    ``force``), atomically and one at a time, so an interrupted run resumes.
+
+    ``settings``: keyword arguments of :func:`predictor_tables` (not ``which`` or
+    ``results``).  Returns ``{file name: path}`` of every table, written now or before.
+    """
+    paths = {}
+    for name in settings.pop("which", PREDICTOR_FILES):
+        path = registry.path(name, root, suite)
+        if path.is_file() and not force:
+            paths[name] = path
+            continue
+        results = None
+        if name == "predictor_null.parquet" and "predictor.parquet" in paths:
+            results = registry.read("predictor.parquet", root, suite)
+        table = predictor_tables(fits, which=(name,), results=results, **settings)[name]
+        paths[name] = registry.write(table, name, root, suite)
+    return paths
