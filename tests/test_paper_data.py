@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations import reference
+from massive_activations import provenance, reference
 from massive_activations.curve import eq9
 from massive_activations.datasets import release as release_mod
 from massive_activations.datasets.activations import architectures_table, suite_activations
@@ -179,6 +179,7 @@ def test_paper_suite_imports_once_and_is_flagged_synthetic(small_standin, tmp_pa
         p.name: _sha(p) for p in small_standin.files
     }
     assert manifest["files"]["activations.parquet"] == _sha(data / "paper" / "activations.parquet")
+    assert provenance.verify_manifest(data / "paper") == []
     info = release_info(data)
     assert info.skipped[["file", "model", "step"]].values.tolist() == [
         ["exp2_pythia_1b_step0", "pythia-1b", 0]
@@ -436,3 +437,18 @@ def test_release_module_constants_come_from_the_reference():
         entry["revision"],
     )
     assert len(RELEASE_REVISION) == 40 and int(RELEASE_REVISION, 16) >= 0
+
+
+def test_more_files_of_the_same_release_are_added(small_standin, tmp_path):
+    data = tmp_path / "data"
+    first, info = import_release(data, small_standin.folder / "pythia_14m")
+    assert set(first.model) == {"pythia-14m"} and info.imported_now == 6
+    derived = data / "paper" / "fits.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(derived)
+    provenance.update_manifest(data / "paper", derived)
+    table, info = import_release(data, small_standin.folder)
+    assert info.imported_now == 6 + 6  # 70m and 1b (its malformed file skipped)
+    assert set(table.model) == {"pythia-14m", "pythia-70m", "pythia-1b"}
+    assert len(table) == small_standin.n_rows
+    assert provenance.verify_manifest(data / "paper") == []  # fits.parquet still listed
+    assert len(info.skipped) == 1

@@ -312,6 +312,7 @@ def import_release(
     new = [found[n][0] for n in names]
     new_names = set(names)
     manifest = {
+        **(manifest or {}),  # keeps what the chapters added ("derived")
         "suite": PAPER_SUITE,
         "release": origin,
         "synthetic": synthetic,
