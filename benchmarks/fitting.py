@@ -200,9 +200,15 @@ def main(argv=None) -> None:
         table = suite_table(args.seed)
     pairs = table[["model", "layer"]].drop_duplicates().itertuples(index=False)
     layers = [layer_sequences(table, m, la) for m, la in pairs]
-    n_steps = table["step"].nunique()
+    per_model = table.groupby("model")["step"].nunique()
+    n_steps = (
+        f"{per_model.min()}-{per_model.max()}"
+        if per_model.min() != per_model.max()
+        else per_model.min()
+    )
     print(
-        f"suite: {table['model'].nunique()} models, {len(layers)} layers, {n_steps} checkpoints, "
+        f"suite: {table['model'].nunique()} models, {len(layers)} layers, {n_steps} checkpoints "
+        "per model, "
         f"{table['sequence'].nunique()} sequences; bootstrap n={args.n_bootstrap}"
     )
 
