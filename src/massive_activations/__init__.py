@@ -77,7 +77,14 @@ suite.replicates
 datasets (the tables every later chapter analyses)
 --------------------------------------------------
 datasets.activations
-    Activation tables by name: our suites, a Pythia model, SmolLM2-135M; architectures.
+    Activation tables by name: our suites, the paper's release, Pythia models (one, or the
+    suite of several), SmolLM2-135M; architectures.
+datasets.release
+    The paper's released statistics as the suite ``paper``: downloaded at a pinned revision
+    or read from a folder, imported once (manifest, skipped files), flagged when synthetic.
+datasets.standin
+    A synthetic stand-in of the release (its shape, made-up Eq. 9 numbers) for tests,
+    benchmarks and smoke builds; never the paper's data.
 
 fitting (chapter 4, "Fitting the dynamics")
 -------------------------------------------

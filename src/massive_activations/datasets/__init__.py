@@ -1,5 +1,8 @@
-"""The activation tables the chapters analyse, by name (our suites, Pythia, SmolLM2-135M).
+"""The activation tables the chapters analyse, by name (our suites, the paper's release,
+Pythia, SmolLM2-135M).
 
 :mod:`~massive_activations.datasets.activations` loads (or builds) a table and the
-architectures of its models.
+architectures of its models; :mod:`~massive_activations.datasets.release` imports the paper's
+released statistics (suite ``paper``); :mod:`~massive_activations.datasets.standin` writes a
+synthetic stand-in of that release for tests and smoke builds.
 """

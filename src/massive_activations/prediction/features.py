@@ -125,7 +125,20 @@ def pythia_architectures() -> dict[str, Architecture]:
 
 
 def suite_architectures(suite: str) -> dict[str, Architecture]:
-    """The architectures of a suite's models (:func:`massive_activations.suite.configs.get_suite`)."""
+    """The architectures of a suite's models, by model name.
+
+    Our suites: :func:`massive_activations.suite.configs.get_suite`.  ``"paper"`` (the
+    paper's release): the nine Pythia models (:func:`pythia_architectures`); ``"pythia"``:
+    those and their ``-deduped`` twins (same architectures).
+    """
+    from massive_activations.datasets.activations import PYTHIA_SUITE
+    from massive_activations.datasets.release import PAPER_SUITE
+
+    if suite in (PAPER_SUITE, PYTHIA_SUITE):
+        archs = {a.name: a for a in pythia_architectures().values()}
+        if suite == PYTHIA_SUITE:
+            archs |= {f"{n}-deduped": architecture(a, f"{n}-deduped") for n, a in archs.items()}
+        return archs
     from massive_activations.suite.configs import get_suite
 
     return {m.name: architecture(m) for m in get_suite(suite).models}
