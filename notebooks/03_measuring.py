@@ -99,6 +99,8 @@ glue("variant_meaning", VARIANTS[variant], display=False)
 # %% tags=["remove-input"]
 display(Markdown(
     f"**Evaluation sequences on this page:** `{variant}`, {VARIANTS[variant]}."
+    + (f"\n\n**Data format.** {every_variant.attrs['format_note']}"
+       if every_variant.attrs.get("format_note") else "")
     + (
         f"\n\n**Scale.** The `{suite}` suite's models are thousands of times smaller than "
         "Pythia and trained on thousands of times fewer tokens; their top-1/median ratios "

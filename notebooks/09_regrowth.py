@@ -112,10 +112,10 @@ data = regrowth_data(config, data_dir, reuse=reuse)
 cfg, writer = data.config, data.writer
 if cfg.model != "smollm2":
     display(Markdown(
-        f"```{{warning}}\nThis page shows the **demonstration configuration** `{cfg.name}`: a tiny "
+        f"**Demonstration configuration.** This page shows `{cfg.name}`: a tiny "
         "random Llama with a planted outlier writer, trained here in seconds, not SmolLM2-135M. "
         "Its numbers test the machinery only. `make regrowth` builds the SmolLM2 data "
-        "(`data/regrowth`), which this page reads with `config=\"default\"`.\n```"
+        "(`data/regrowth`), which this page reads with `config=\"default\"`."
     ))  # fmt: skip
 traj = regrowth_trajectories(data.activations, writer, data.log)
 original = original_values(traj)

@@ -151,8 +151,10 @@ def suite_activations(
         )
     attrs = {}
     if suite in SUITES:
-        table = load_suite_data(suite, data_dir, reuse=reuse, device=device, progress=progress)
-        table = table.activations
+        data = load_suite_data(suite, data_dir, reuse=reuse, device=device, progress=progress)
+        table = data.activations
+        if data.format_note:
+            attrs["format_note"] = data.format_note
         keep = select_steps(sorted(table.step.unique()), checkpoints)
         table = table[table.step.isin(keep)]
     elif suite == PAPER_SUITE:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from massive_activations import provenance, reference
@@ -33,6 +34,8 @@ class SuiteData:
     manifest: dict
     timings: dict
     built_now: bool = False
+    #: Set when the folder predates the ``variant`` column (see :func:`read_suite_data`).
+    format_note: str = ""
 
 
 def read_suite_data(folder: Path | str) -> SuiteData:
@@ -50,18 +53,47 @@ def read_suite_data(folder: Path | str) -> SuiteData:
             f"{folder.parent}` (or `make data` for the default suite)."
         )
     timings = folder / "timings.json"
+    activations, note = _with_variant(pd.read_parquet(folder / "activations.parquet"), folder)
     data = SuiteData(
         name=folder.name,
         path=folder,
-        activations=pd.read_parquet(folder / "activations.parquet"),
+        activations=activations,
         training_log=pd.read_parquet(folder / "training_log.parquet"),
         architectures=pd.read_parquet(folder / "architectures.parquet"),
         manifest=json.loads((folder / "manifest.json").read_text()),
         timings=json.loads(timings.read_text()) if timings.is_file() else {},
+        format_note=note,
     )
     for name in (*FILES, "timings.json"):
         provenance.record(folder / name, "read")  # skips a missing timings.json
     return data
+
+
+def _with_variant(table: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, str]:
+    """Give a folder written before the ``variant`` column its variant, from its tokens.
+
+    Such a folder measured one set of evaluation sequences, saved as ``eval_tokens.npy``:
+    ``"eot_first"`` when every sequence starts with the same token, ``"raw"`` otherwise.
+    Returns the table and a note saying what was inferred ("" for a current folder).
+    """
+    if "variant" in table.columns:
+        return table, ""
+    tokens_file = folder / "eval_tokens.npy"
+    if not tokens_file.is_file():
+        raise ValueError(
+            f"{folder / 'activations.parquet'} has no 'variant' column and {folder} no "
+            "eval_tokens.npy to infer it from; regenerate the folder with "
+            f"`python -m massive_activations.suite.make_data --suite {folder.name}`."
+        )
+    provenance.record(tokens_file, "read")
+    first = np.load(tokens_file)[:, 0]
+    variant = "eot_first" if np.unique(first).size == 1 else "raw"
+    note = (
+        f"{folder} was written before the evaluation variants existed: one set of sequences, "
+        f"{'all starting with token ' + str(int(first[0])) if variant == 'eot_first' else 'raw text slices'}"
+        f", so its rows are variant {variant!r}. `make data` regenerates it with both variants."
+    )
+    return table.assign(variant=variant), note
 
 
 def load_suite_data(
