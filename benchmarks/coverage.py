@@ -39,7 +39,7 @@ import pandas as pd
 from massive_activations.fitting import intervals
 from massive_activations.fitting.procedures import fit_series
 from massive_activations.fitting.synthetic import draw_family
-from massive_activations.fitting.uncertainty import assess, is_identified
+from massive_activations.fitting.uncertainty import assess, is_identified, t_peak_identified
 from massive_activations.measurement.trajectories import LayerSequences
 
 METHODS = ("covariance", "ar1", "sequences", "block", "reported")
@@ -75,7 +75,7 @@ def one(args) -> list[dict]:
         if block is not None:
             found["block"] = block.ci(j)
         if name == "t_peak":
-            identified = fit.status == "ok" and fit.regime != "undetermined"
+            identified = bool(t_peak_identified(fit))
         else:
             identified = fit.status == "ok" and is_identified(fit.flags.get(name, ("no fit",)))
         for method, (lo, hi) in found.items():

@@ -213,3 +213,16 @@ def test_bootstrap_band_brackets_the_curve_and_needs_a_bootstrap():
     assert np.all(lo <= f) and np.all(f <= hi)
     ratio = (hi - lo) / (chi - clo)
     assert 0.5 < np.median(ratio) < 2.0
+
+
+def test_t_peak_is_vouched_for_only_inside_training():
+    from massive_activations.fitting.uncertainty import t_peak_identified
+
+    seqs = _seqs(0)
+    inside = assess(_fit(seqs), seqs, profile=False, n_bootstrap=50)
+    assert inside.regime == "early_peak" and t_peak_identified(inside) is True
+    seqs = _seqs(1, EXAMPLE_CURVES["log_rise"])
+    beyond = assess(_fit(seqs), seqs, profile=False, n_bootstrap=50)
+    assert beyond.regime != "early_peak" and t_peak_identified(beyond) is False
+    step = fit_series(STEPS, _seqs(0).series(), hypothesis="step1", procedure="ours")
+    assert t_peak_identified(assess(step, profile=False)) is None

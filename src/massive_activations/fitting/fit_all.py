@@ -26,7 +26,7 @@ from massive_activations import reference
 from massive_activations.fitting.hypotheses import HYPOTHESES
 from massive_activations.fitting.procedures import FitResult, fit_series, get_procedure
 from massive_activations.fitting.regimes import model_free_regime
-from massive_activations.fitting.uncertainty import assess, is_identified
+from massive_activations.fitting.uncertainty import assess, is_identified, t_peak_identified
 from massive_activations.measurement.trajectories import (
     LayerSequences,
     layer_sequences,
@@ -167,6 +167,7 @@ def fit_row(fit: FitResult, **keys) -> dict:
         t_peak=fit.t_peak,
         t_peak_lo=fit.intervals.get("t_peak", (np.nan, np.nan))[0],
         t_peak_hi=fit.intervals.get("t_peak", (np.nan, np.nan))[1],
+        t_peak_identified=pd.NA if (tpi := t_peak_identified(fit)) is None else tpi,
         t_peak_delta_lo=fit.t_peak_delta[0],
         t_peak_delta_hi=fit.t_peak_delta[1],
         t_peak_boot_lo=fit.t_peak_boot[0],
