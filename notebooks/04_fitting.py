@@ -104,7 +104,10 @@ sns.set_theme(context="notebook", style="whitegrid")
 # **Identified** means: the fit converged inside its bounds, the reported interval is finite
 # and narrower than a factor {glue:text}`width_ratio` (positive scale parameters) or than the
 # estimate itself (the others), and, for $K$, the curve's return to $K$ is mostly inside the
-# data. A fit that fails is kept, with its status and reason; its numbers are never averaged.
+# data. $t_\text{peak}$ is vouched for (`t_peak_identified`) only when its interval lies inside
+# training: beyond the last step it is an extrapolation whose intervals the benchmark shows
+# missing the truth, so a logarithmic rise gets its regime but no $t_\text{peak}$. A fit that
+# fails is kept, with its status and reason; its numbers are never averaged.
 #
 # **Regimes.** A layer's Eq. 9 regime is called only for a fit that converged inside its
 # bounds, from its reported $t_\text{peak}$ interval (an early peak when the whole interval
