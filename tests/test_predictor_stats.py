@@ -463,3 +463,23 @@ def test_a_silence_is_not_detected_only_with_power():
     assert strict.call.iloc[1] == "underpowered"
     with pytest.raises(ValueError, match="min_power"):
         prediction.detection_table(null, power, min_power=0)
+
+
+def test_table3_shows_the_split_spread_beside_the_paper():
+    results = pd.DataFrame(
+        [{"target": "K", "model_type": m, "protocol": p, "r2": r, "chance_r2_q95": 0.1}
+         for m, r in (("mean", -0.1), ("Ridge", 0.6)) for p in ("paper_split", "lomo")]
+    )  # fmt: skip
+    splits = pd.DataFrame(
+        [{"target": "K", "model_type": m, "r2_median": r, "r2_q05": r - 0.5,
+          "r2_q95": r + 0.1, "n_repeats": 20}
+         for m, r in (("mean", -0.05), ("Ridge", 0.5), ("best", 0.55))]
+    )  # fmt: skip
+    t3 = prediction.table3(results, splits)
+    assert t3.model_type.tolist() == ["mean", "Ridge", "best"]
+    assert t3.columns[:7].tolist() == ["target", "model_type", "paper_r2", "split_median",
+                                       "split_q05", "split_q95", "split_repeats"]  # fmt: skip
+    ridge = t3.set_index("model_type").loc["Ridge"]
+    assert ridge.paper_r2 == prediction.PAPER_TABLE3.loc["K", "Ridge"]
+    assert (ridge.split_median, ridge.split_q05, ridge.r2_lomo) == (0.5, 0.0, 0.6)
+    assert np.isnan(t3.set_index("model_type").loc["best", "r2_lomo"])
