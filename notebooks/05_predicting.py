@@ -172,7 +172,8 @@ shown_results, shown_calls = mine(results), mine(calls)
 feasible = int(shown_results.r2.notna().sum())
 glue("n_feasible", feasible, display=False)
 glue("n_rows", len(shown_results), display=False)
-glue("n_perm", int(null.n_permutations.max()) if null.n_permutations.notna().any() else 0,
+n_perm = shown_calls.n_permutations.max()
+glue("n_perm", f"{n_perm:.0f} permutations" if n_perm > 0 else "none here: no protocol ran",
      display=False)  # fmt: skip
 glue("n_repeats", int(splits.n_repeats.max()), display=False)
 if feasible == 0:
@@ -206,8 +207,8 @@ prediction.table3(shown_results, mine(splits)).round(3)
 # ## Chance levels and power: which targets are predictable
 #
 # For each target and protocol, the best regressor's R² against the null of the best
-# regressor (the maximum over regressors on the same block-permuted targets,
-# {glue:text}`n_perm` permutations), and the power check: the protocol run on a synthetic
+# regressor (the maximum over regressors on the same block-permuted targets;
+# {glue:text}`n_perm`), and the power check: the protocol run on a synthetic
 # target that *is* driven by architecture ($H/d$ and $d_\text{ff}/d$, random widths and heads
 # per architecture), on exactly the real data's layout (same models, layers, replicates,
 # split and null). A target above its null is **detected**. A target that is not is called

@@ -456,6 +456,7 @@ def test_a_silence_is_not_detected_only_with_power():
     ]  # fmt: skip
     assert "10/20 replicates" in calls.reason.iloc[2] and "80%" in calls.reason.iloc[2]
     assert "no power check" in calls.reason.iloc[3]
+    assert calls.reason.iloc[4].endswith("could not run on these data: only 4 usable layers")
     # the spread of the best regressor joins the split rows only
     assert calls.split_r2_median.iloc[1] == 0.2 and np.isnan(calls.split_r2_median.iloc[5])
     # a stricter power requirement turns the powered silence into underpowered

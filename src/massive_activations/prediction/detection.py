@@ -148,7 +148,8 @@ def detection_table(
             )
         r2, q95 = float(n["best_r2"]), float(n["null_max_q95"])
         if not np.isfinite(r2):
-            row.update(call=NOT_RUN, reason="the protocol could not run on these data")
+            why = p["note"] if p is not None and p["note"] else "too few layers or architectures"
+            row.update(call=NOT_RUN, reason=f"the protocol could not run on these data: {why}")
         elif not np.isfinite(q95):
             row.update(call=UNDERPOWERED, reason="no permutation null: no chance level")
         elif r2 > q95:
