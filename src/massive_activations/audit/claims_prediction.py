@@ -105,11 +105,12 @@ def claim_predictable(
         mine = _pick(results, target, "identified")
         ok = mine[(mine["model_type"] != "mean") & mine["r2"].notna()]
         ok = ok[ok["protocol"] == "paper_split"]
-        ident_text = (
-            f"; on identified fits only: best R^2 {ok['r2'].max():.2f}"
+        notes = mine["note"].dropna().astype(str)
+        notes = notes[notes != ""]
+        ident_text = "; on identified fits only: " + (
+            f"best R^2 {ok['r2'].max():.2f}"
             if len(ok)
-            else "; on identified fits only: "
-            + (str(mine["note"].dropna().iloc[0]) if mine["note"].notna().any() else "not run")
+            else (notes.iloc[0] if len(notes) else "not run")
         )
     mine = _pick(results, target, fits_used)
     null = null_summary(mine)
