@@ -60,7 +60,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import shap
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from massive_activations import prediction, registry
@@ -81,10 +81,11 @@ sns.set_theme(context="notebook", style="whitegrid")
 # %% tags=["hide-input"]
 table = suite_activations(suite, data_dir, paper_data=paper_data)
 if table.attrs.get("synthetic"):
-    display(Markdown(
-        "```{danger}\n**Synthetic stand-in.** This page analyses a synthetic stand-in of the "
-        "paper's release: made-up curves of the release's shape, never the paper's data. Its "
-        "numbers test the chapter's path and say nothing about the paper or Pythia.\n```"
+    display(HTML(
+        '<div class="admonition danger"><p class="admonition-title">Synthetic stand-in</p><p>'
+        "This page analyses a synthetic stand-in of the paper's release: made-up curves of the "
+        "release's shape, never the paper's data. Its numbers test the chapter's path and say "
+        "nothing about the paper or Pythia.</p></div>"
     ))  # fmt: skip
 traj = trajectories(table)
 archs = suite_architectures(suite)
@@ -373,7 +374,6 @@ except ValueError as error:
     display(Markdown(f"**No extrapolation to Pythia on this suite:** {str(error).rstrip('.')}."))
 if full is not None:
     pyth = pythia_predictions(full)
-    glue("pythia_extrapolated", float(pyth.extrapolation.mean()), display=False)
     ax = sns.lineplot(data=pyth, x="relative_depth", y="K", hue="model", marker="o")
     ax.set_xlabel("relative depth $(\\ell - 1) / (L - 1)$")
     ax.set_ylabel("predicted K (top-1 / median)")
@@ -384,12 +384,8 @@ if full is not None:
         extrapolated=("extrapolation", "mean"),
         features=("extrapolated_features", lambda s: s.iloc[-1]),
     ).round(3))  # fmt: skip
-else:
-    glue("pythia_extrapolated", float("nan"), display=False)
-
-# %% [markdown]
-# {glue:text}`pythia_extrapolated:.0%` of the Pythia layers have at least one feature outside
-# the range of the suite's layers.
+    display(Markdown(f"{pyth.extrapolation.mean():.0%} of the Pythia layers have at least one "
+                     "feature outside the range of the suite's layers."))  # fmt: skip
 
 # %% [markdown]
 # ## Exercises
