@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument(
+        "--protocols", nargs="+", default=list(prediction.PROTOCOLS), help="protocols to time"
+    )
+    parser.add_argument(
         "--skip", nargs="*", default=[], help="steps to skip: evaluate splits power"
     )
     args = parser.parse_args()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -95,18 +96,30 @@ def test_grows_with_size_verdicts():
     assert "Fig. 3" not in few["paper_value"] and "~" in few["paper_value"]
 
 
-def _results(target, r2_split, chance=0.1, lomo=0.2):
+def _results(target, r2_split, chance=0.1, lomo=0.2, n_perm=200):
+    """A predictor table as ``evaluate`` writes it: the regressors' permutation R^2 all equal
+    to ``chance``, so the null of the best regressor has 95th percentile ``chance``."""
     rows = []
     for proto, r2 in (("paper_split", r2_split), ("paper_cv5", r2_split - 0.05), ("lomo", lomo)):
-        rows.append(
-            {"target": target, "model_type": "RandomForest", "protocol": proto, "r2": r2,
-             "chance_r2_q95": chance, "n_used": 30, "note": np.nan}
-        )  # fmt: skip
-        rows.append(
-            {"target": target, "model_type": "mean", "protocol": proto, "r2": -0.01,
-             "chance_r2_q95": chance, "n_used": 30, "note": np.nan}
-        )  # fmt: skip
+        for model, value in (("RandomForest", r2), ("mean", -0.01)):
+            rows.append(
+                {"target": target, "model_type": model, "protocol": proto, "r2": value,
+                 "chance_r2_q95": chance, "n_used": 30, "note": np.nan,
+                 "chance_r2": json.dumps([chance] * n_perm), "null_scheme": "blocks",
+                 "null_arrangements": 1e6, "seed": 0, "transforms": "ours",
+                 "fits_used": "all"}
+            )  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _power(target, n_detected, n_replicates=20, protocol="paper_split", note=""):
+    """A power table row: ``n_detected`` of ``n_replicates`` synthetic targets detected."""
+    power = n_detected / n_replicates if not note else np.nan
+    return pd.DataFrame(
+        [{"fits_used": "all", "transforms": "ours", "target": target, "protocol": protocol,
+          "power": power, "power_lo": max(power - 0.2, 0), "power_hi": min(power + 0.1, 1),
+          "n_detected": n_detected, "n_replicates": n_replicates, "note": note}]
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -121,11 +134,78 @@ def _results(target, r2_split, chance=0.1, lomo=0.2):
     ],
 )
 def test_predictability_rules(key, target, r2, chance, verdict):
-    row = audit.claim_predictable(key, _results(target, r2, chance))
+    # with a powered protocol (19/20 synthetic targets detected)
+    row = audit.claim_predictable(key, _results(target, r2, chance), power=_power(target, 19))
     assert row["verdict"] == verdict
     t3 = reference.table("table3_test_r2").loc[target]
     assert f"{t3.max():.3f}" in row["paper_value"]
     assert "leave-one-model-out" in row["reading"]
+    assert "200 block permutations" in row["uncertainty"]
+
+
+@pytest.mark.parametrize(
+    ("power", "verdict"),
+    [
+        (None, "inconclusive"),  # no power check
+        (_power("gam", 3), "inconclusive"),  # 3/20: the protocol sees nothing at this n
+        (_power("gam", 15), "inconclusive"),  # 75 % < 80 %
+        (_power("gam", 0, note="only 8 usable layers (< 10)"), "inconclusive"),
+        (_power("gam", 16), "reproduced"),  # 80 %
+        (_power("gam", 20, protocol="lomo"), "inconclusive"),  # another protocol's power
+    ],
+)
+def test_not_predictable_needs_the_power_check(power, verdict):
+    # the finding of the audit: a best split R^2 far below 0 "reproduced" gam's null
+    results = _results("gam", -3056.0, chance=0.3)
+    row = audit.claim_predictable("gam_not_predictable", results, power=power)
+    assert row["verdict"] == verdict
+    if power is None or (power["protocol"] != "paper_split").all():
+        assert "no power check" in row["uncertainty"]
+    elif np.isfinite(power["power"].iloc[0]):
+        n = int(power["n_detected"].iloc[0])
+        assert f"{n}/20 replicates" in row["uncertainty"]
+    # a weak R^2 above chance is not predictable only with power, too
+    weak = _results("gam", 0.2, chance=0.1)
+    assert audit.claim_predictable("gam_not_predictable", weak, power=power)["verdict"] == verdict
+
+
+def test_a_silent_protocol_without_power_does_not_refute_predictability():
+    silent = _results("K", 0.05, chance=0.2)
+    assert audit.claim_predictable("K_predictable", silent)["verdict"] == "inconclusive"
+    row = audit.claim_predictable("K_predictable", silent, power=_power("K", 20))
+    assert row["verdict"] == "not reproduced"
+
+
+def test_the_chance_level_is_the_null_of_the_best_regressor():
+    # two regressors: the best one's own null is low, but the other reaches 0.6 on the
+    # same permutations: the maximum over them is the chance level of the best R^2
+    results = _results("K", 0.55, chance=0.1)
+    other = results[results["model_type"] == "RandomForest"].assign(
+        model_type="Ridge", r2=0.2, chance_r2=json.dumps([0.6] * 200)
+    )
+    row = audit.claim_predictable(
+        "K_predictable", pd.concat([results, other]), power=_power("K", 20)
+    )
+    assert "95th percentile 0.60" in row["uncertainty"]
+    assert row["verdict"] == "not reproduced"
+
+
+def test_the_split_spread_is_reported():
+    splits = pd.DataFrame(
+        [{"fits_used": "all", "transforms": "ours", "target": "K", "model_type": "best",
+          "n_repeats": 20, "r2_median": 0.7, "r2_q05": -0.4, "r2_q95": 0.9}]
+    )  # fmt: skip
+    row = audit.claim_predictable("K_predictable", _results("K", 0.8), splits=splits)
+    assert (
+        "20 repeated 80/20 splits: best R^2 median 0.70 (5-95%: -0.40 to 0.90)"
+        in (row["uncertainty"])
+    )
+
+
+def test_an_old_predictor_table_is_not_testable():
+    old = _results("K", 0.8).drop(columns=["chance_r2"])
+    row = audit.claim_predictable("K_predictable", old)
+    assert row["verdict"] == "not testable on this data" and "predates" in row["our_value"]
 
 
 def test_predictability_without_results_is_not_testable():

@@ -390,3 +390,97 @@ def test_predictor_tables_are_registered_written_once_and_resumed(tmp_path, monk
     pd.testing.assert_frame_equal(again, got["predictor_null.parquet"])
     with pytest.raises(ValueError, match="Unknown tables"):
         prediction.predictor_tables(fits, which=("nope.parquet",))
+
+
+def test_stale_tables_are_recomputed_and_recompute_forces(tmp_path, monkeypatch):
+    fits, archs = architecture_fits(4, seed=3, n_seeds=2, layer_counts=[2, 3, 3, 2])
+    kw = dict(architectures=archs, targets=("gam",), which=("predictor_ceiling.parquet",))
+    path = registry.path("predictor_ceiling.parquet", tmp_path, "syn")
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"target": ["gam"], "ceiling_r2": [0.5]}).to_parquet(path)  # an old version
+    got = prediction.load_predictor_tables(fits, tmp_path, "syn", **kw)
+    ceiling = got["predictor_ceiling.parquet"]
+    assert list(ceiling.columns) == list(prediction.CEILING_COLUMNS)
+    assert ceiling.ceiling_r2.iloc[0] != 0.5 and ceiling.n_replicated_cells.iloc[0] > 0
+    # current tables are read, not recomputed; recompute=True computes them again
+    monkeypatch.setattr(tables, "predictor_tables", lambda *a, **k: pytest.fail("recomputed"))
+    again = prediction.load_predictor_tables(fits, tmp_path, "syn", **kw)
+    pd.testing.assert_frame_equal(again["predictor_ceiling.parquet"], ceiling)
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        prediction.load_predictor_tables(fits, tmp_path, "syn", recompute=True, **kw)
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def _null_row(target, protocol, best_r2, q95):
+    return {"fits_used": "all", "transforms": "ours", "target": target, "protocol": protocol,
+            "best_model_type": "Ridge", "best_r2": best_r2, "null_max_q95": q95,
+            "p_value": 0.5, "n_permutations": 200}  # fmt: skip
+
+
+def _power_row(target, protocol, power, note=""):
+    return {"fits_used": "all", "transforms": "ours", "target": target, "protocol": protocol,
+            "power": power, "power_lo": 0.0, "power_hi": 1.0,
+            "n_detected": 0 if np.isnan(power) else round(20 * power), "n_replicates": 20,
+            "note": note}  # fmt: skip
+
+
+def test_a_silence_is_not_detected_only_with_power():
+    null = pd.DataFrame(
+        [
+            _null_row("K", "paper_split", 0.9, 0.4),  # above the null
+            _null_row("lam", "paper_split", -3056.0, 0.4),  # silent, powered
+            _null_row("gam", "paper_split", -3056.0, 0.4),  # silent, 0.5 power
+            _null_row("t0", "paper_split", 0.1, 0.4),  # silent, no power row
+            _null_row("A", "paper_split", np.nan, np.nan),  # could not run
+            _null_row("lam", "lomo", 0.1, 0.4),  # silent, power only for the split
+        ]
+    )
+    power = pd.DataFrame(
+        [
+            _power_row("lam", "paper_split", 0.85),
+            _power_row("gam", "paper_split", 0.5),
+            _power_row("A", "paper_split", np.nan, note="only 4 usable layers"),
+        ]
+    )
+    splits = pd.DataFrame(
+        [{"fits_used": "all", "transforms": "ours", "target": "lam", "model_type": m,
+          "r2_median": r, "r2_q05": r - 1, "r2_q95": r + 0.1, "n_repeats": 20}
+         for m, r in (("Ridge", 0.3), ("best", 0.2))]
+    )  # fmt: skip
+    calls = prediction.detection_table(null, power, splits)
+    assert list(calls.columns) == list(prediction.DETECTION_COLUMNS)
+    assert calls.call.tolist() == [
+        "detected", "not detected", "underpowered", "underpowered", "not run", "underpowered"
+    ]  # fmt: skip
+    assert "10/20 replicates" in calls.reason.iloc[2] and "80%" in calls.reason.iloc[2]
+    assert "no power check" in calls.reason.iloc[3]
+    assert calls.reason.iloc[4].endswith("could not run on these data: only 4 usable layers")
+    # the spread of the best regressor joins the split rows only
+    assert calls.split_r2_median.iloc[1] == 0.2 and np.isnan(calls.split_r2_median.iloc[5])
+    # a stricter power requirement turns the powered silence into underpowered
+    strict = prediction.detection_table(null, power, min_power=0.9)
+    assert strict.call.iloc[1] == "underpowered"
+    with pytest.raises(ValueError, match="min_power"):
+        prediction.detection_table(null, power, min_power=0)
+
+
+def test_table3_shows_the_split_spread_beside_the_paper():
+    results = pd.DataFrame(
+        [{"target": "K", "model_type": m, "protocol": p, "r2": r, "chance_r2_q95": 0.1}
+         for m, r in (("mean", -0.1), ("Ridge", 0.6)) for p in ("paper_split", "lomo")]
+    )  # fmt: skip
+    splits = pd.DataFrame(
+        [{"target": "K", "model_type": m, "r2_median": r, "r2_q05": r - 0.5,
+          "r2_q95": r + 0.1, "n_repeats": 20}
+         for m, r in (("mean", -0.05), ("Ridge", 0.5), ("best", 0.55))]
+    )  # fmt: skip
+    t3 = prediction.table3(results, splits)
+    assert t3.model_type.tolist() == ["mean", "Ridge", "best"]
+    assert t3.columns[:7].tolist() == ["target", "model_type", "paper_r2", "split_median",
+                                       "split_q05", "split_q95", "split_repeats"]  # fmt: skip
+    ridge = t3.set_index("model_type").loc["Ridge"]
+    assert ridge.paper_r2 == prediction.PAPER_TABLE3.loc["K", "Ridge"]
+    assert (ridge.split_median, ridge.split_q05, ridge.r2_lomo) == (0.5, 0.0, 0.6)
+    assert np.isnan(t3.set_index("model_type").loc["best", "r2_lomo"])

@@ -133,6 +133,8 @@ prediction.nulls, prediction.validation
 prediction.splits, prediction.power, prediction.ceiling, prediction.tables
     The 80/20 split repeated; the power to detect an architecture-driven target; the seed
     noise ceiling; the derived tables computed once for the chapters.
+prediction.detection
+    Each target's call (detected, not detected, underpowered) from the null and the power.
 prediction.unseen, prediction.importance, prediction.synthetic
     Predictions for unseen architectures; permutation importance and SHAP; targets of known
     origin.

@@ -51,6 +51,8 @@ def build_ledger(
     pretrained: pd.DataFrame | None = None,
     seed: int = 0,
     table: pd.DataFrame | None = None,
+    predictor_power: pd.DataFrame | None = None,
+    predictor_splits: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every claim's row, in the order of the reference file's ``claims`` entry.
 
@@ -64,7 +66,8 @@ def build_ledger(
     fits : pandas.DataFrame, optional
         The fits table (chapter 4); its claims are "not testable" without it.
     predictor_results : pandas.DataFrame, optional
-        :func:`massive_activations.prediction.validation.evaluate`'s table (chapter 5).
+        :func:`massive_activations.prediction.validation.evaluate`'s table (chapter 5,
+        ``predictor.parquet``); the null of the best regressor is derived from it.
     importances : mapping, optional
         ``{target: permutation importance table}`` (``feature, importance, importance_std,
         rank``).
@@ -74,6 +77,11 @@ def build_ledger(
         Seed of the bootstrap over layers.
     table : pandas.DataFrame, optional
         The activation table itself, for the checkpoint-integrity claim.
+    predictor_power : pandas.DataFrame, optional
+        The power check (``predictor_power.parquet``): without it no "not predictable" (nor
+        any silence of the predictor) can be reproduced; those rows are "inconclusive".
+    predictor_splits : pandas.DataFrame, optional
+        The repeated 80/20 splits (``predictor_splits.parquet``): their spread is reported.
 
     Returns
     -------
@@ -87,6 +95,7 @@ def build_ledger(
             return untestable(key, "no fits table", "see chapter 4", "04_fitting")
         return fn(fits, **kw)
 
+    pred = dict(power=predictor_power, splits=predictor_splits)
     rows = {
         "absent_at_init": claim_absent_at_init(traj, architectures),
         "grows_with_size": claim_grows_with_size(traj, architectures),
@@ -96,9 +105,9 @@ def build_ledger(
         "eq9_fits": fit_claim(claim_eq9_fits, "eq9_fits", seed=seed),
         "eq9_beats_steps": fit_claim(claim_eq9_beats_steps, "eq9_beats_steps"),
         "variability": claim_variability(traj),
-        "K_predictable": claim_predictable("K_predictable", predictor_results),
-        "lam_predictable": claim_predictable("lam_predictable", predictor_results),
-        "gam_not_predictable": claim_predictable("gam_not_predictable", predictor_results),
+        "K_predictable": claim_predictable("K_predictable", predictor_results, **pred),
+        "lam_predictable": claim_predictable("lam_predictable", predictor_results, **pred),
+        "gam_not_predictable": claim_predictable("gam_not_predictable", predictor_results, **pred),
         "Hd_drives_K": claim_driver("Hd_drives_K", importances, predictor_results),
         "lL_drives_lam": claim_driver("lL_drives_lam", importances, predictor_results),
         "pretrained_first_token": claim_pretrained_first_token(pretrained),

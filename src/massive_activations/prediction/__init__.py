@@ -12,7 +12,8 @@ permutations that keep model identity; the null of the best regressor),
 :mod:`~massive_activations.prediction.power` (can a protocol detect an architecture-driven
 target at this size?), :mod:`~massive_activations.prediction.ceiling` (seed noise against
 architecture variance), :mod:`~massive_activations.prediction.tables` (the derived tables,
-computed once), :mod:`~massive_activations.prediction.unseen` (predictions for
+computed once), :mod:`~massive_activations.prediction.detection` (each target's call:
+detected, not detected with power, or underpowered), :mod:`~massive_activations.prediction.unseen` (predictions for
 architectures never seen) and :mod:`~massive_activations.prediction.importance`
 (permutation importance and SHAP).
 """
@@ -24,6 +25,12 @@ from massive_activations.prediction.data import (
     model_groups,
     target_counts,
     target_data,
+)
+from massive_activations.prediction.detection import (
+    CALLS,
+    DETECTION_COLUMNS,
+    MIN_POWER,
+    detection_table,
 )
 from massive_activations.prediction.estimators import (
     GRIDS,
@@ -76,6 +83,7 @@ from massive_activations.prediction.synthetic import (
 )
 from massive_activations.prediction.tables import (
     PREDICTOR_FILES,
+    load_predictor_tables,
     predictor_tables,
     write_predictor_tables,
 )
@@ -113,9 +121,12 @@ from massive_activations.prediction.validation import (
 )
 
 __all__ = [
+    "CALLS",
     "CEILING_COLUMNS",
+    "DETECTION_COLUMNS",
     "FEATURE_NAMES",
     "GRIDS",
+    "MIN_POWER",
     "MIN_ROWS",
     "MODEL_TYPES",
     "NULLS",
@@ -141,6 +152,7 @@ __all__ = [
     "check_target",
     "check_transforms",
     "cross_validate",
+    "detection_table",
     "drivers",
     "evaluate",
     "explain",
@@ -153,6 +165,7 @@ __all__ = [
     "in_domain",
     "infeasible",
     "layer_features",
+    "load_predictor_tables",
     "make_estimator",
     "max_null",
     "metric_scale",

@@ -199,7 +199,7 @@ def null_summary(results: pd.DataFrame, exclude: Sequence[str] = ("mean",)) -> p
     keys = ["fits_used", "transforms", "target", "protocol"]
     ok = results[~results["model_type"].isin(exclude)]
     for key, part in ok.groupby(keys, sort=False, dropna=False):
-        run = part[part["r2"].notna()]
+        run = part[part["r2"].notna()].reset_index(drop=True)
         row = dict(zip(keys, key, strict=True))
         row.update(
             model_types=json.dumps(sorted(part["model_type"].astype(str))),

@@ -21,9 +21,12 @@ Each is computed for every combination of ``fits_used`` (``"identified"``, ``"al
 ``transforms`` (``"ours"``, ``"paper"``) asked for, concatenated (columns ``fits_used`` and
 ``transforms`` tell them apart); a target whose transform is the same under both choices
 (``A``, ``K``) is computed once and its rows copied under the other label (the seeds do not
-depend on the label, so the numbers would be the same).  :func:`write_predictor_tables` writes each table as soon as
-it is done and skips the tables already present (unless ``force``), so an interrupted run
-resumes; the null summary is derived from ``predictor.parquet`` without recomputing it.
+depend on the label, so the numbers would be the same).  :func:`write_predictor_tables`
+writes each table as soon as it is done and skips the tables already present (unless
+``force``; a table that lacks a column the registry requires, written by an older version,
+is recomputed), so an interrupted run resumes; the null summary is derived from
+``predictor.parquet`` without recomputing it.  :func:`load_predictor_tables` is what a
+chapter calls: the tables, computed only where missing (or all, with ``recompute``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from massive_activations import registry
 from massive_activations.prediction.ceiling import noise_ceiling
@@ -42,7 +46,12 @@ from massive_activations.prediction.splits import repeated_splits
 from massive_activations.prediction.transforms import TARGETS, scale_name
 from massive_activations.prediction.validation import PROTOCOLS, evaluate
 
-__all__ = ["PREDICTOR_FILES", "predictor_tables", "write_predictor_tables"]
+__all__ = [
+    "PREDICTOR_FILES",
+    "load_predictor_tables",
+    "predictor_tables",
+    "write_predictor_tables",
+]
 
 #: The derived tables, in the order they are computed.
 PREDICTOR_FILES = (
@@ -198,16 +207,16 @@ def predictor_tables(
 def write_predictor_tables(
     fits: pd.DataFrame, root: str | Path, suite: str, *, force: bool = False, **settings
 ) -> dict[str, Path]:
-    """Compute and write each table of :data:`PREDICTOR_FILES` that is missing (all with
-    ``force``), atomically and one at a time, so an interrupted run resumes.
+    """Compute and write each table of :data:`PREDICTOR_FILES` that is missing or stale (all
+    with ``force``), atomically and one at a time, so an interrupted run resumes.
 
-    ``settings``: keyword arguments of :func:`predictor_tables` (not ``which`` or
-    ``results``).  Returns ``{file name: path}`` of every table, written now or before.
+    ``settings``: keyword arguments of :func:`predictor_tables` (not ``results``; ``which``
+    limits the tables).  Returns ``{file name: path}`` of every table, written now or before.
     """
     paths = {}
     for name in settings.pop("which", PREDICTOR_FILES):
         path = registry.path(name, root, suite)
-        if path.is_file() and not force:
+        if path.is_file() and not force and _current(path, name):
             paths[name] = path
             continue
         results = None
@@ -216,3 +225,46 @@ def write_predictor_tables(
         table = predictor_tables(fits, which=(name,), results=results, **settings)[name]
         paths[name] = registry.write(table, name, root, suite)
     return paths
+
+
+def _current(path: Path, name: str) -> bool:
+    """Whether the table at ``path`` has every column the registry requires of ``name``."""
+    have = set(pq.read_schema(path).names)
+    return all(c in have for c in registry.required_columns(name))
+
+
+def load_predictor_tables(
+    fits: pd.DataFrame,
+    root: str | Path,
+    suite: str,
+    *,
+    recompute: bool = False,
+    progress: bool = False,
+    **settings,
+) -> dict[str, pd.DataFrame]:
+    """The predictor's derived tables of ``suite``: read, computed first where missing.
+
+    Parameters
+    ----------
+    fits : pandas.DataFrame
+        The suite's fits table (used only for tables that must be computed).
+    root : path
+        The data folder (``<root>/<suite>/<table>``).
+    suite : str
+    recompute : bool
+        Compute and write every table again (a book build otherwise reads the committed
+        ones, computed with the settings recorded in their columns).
+    progress : bool
+        Show progress bars while computing.
+    settings
+        Keyword arguments of :func:`predictor_tables` (``which`` limits the tables).
+
+    Returns
+    -------
+    dict
+        ``{file name: table}``.
+    """
+    paths = write_predictor_tables(
+        fits, root, suite, force=recompute, progress=progress, **settings
+    )
+    return {name: registry.read(name, root, suite) for name in paths}

@@ -440,10 +440,17 @@ def _validation_row(
     return run.row(kwargs["seed"])
 
 
-def table3(results: pd.DataFrame) -> pd.DataFrame:
+def table3(results: pd.DataFrame, splits: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper Table 3 beside ours: per (target, model type), the paper's test R^2 and, per
     protocol, our R^2 and the 95th percentile of its chance R^2 (``r2_<protocol>``,
-    ``chance_q95_<protocol>``)."""
+    ``chance_q95_<protocol>``).
+
+    ``results`` should hold one choice of fits and transforms.  With ``splits``
+    (:func:`~massive_activations.prediction.splits.repeated_splits` of the same choice) the
+    80/20 split's spread over its repeats follows the paper's column: ``split_median``,
+    ``split_q05``, ``split_q95`` and ``split_repeats``, and a row ``model_type = "best"``
+    per target (the best regressor of each repeat).
+    """
     wide = results.pivot_table(
         index=["target", "model_type"],
         columns="protocol",
@@ -461,6 +468,14 @@ def table3(results: pd.DataFrame) -> pd.DataFrame:
     order = {t: i for i, t in enumerate(TARGETS)}
     morder = {m: i for i, m in enumerate(("mean", *MODEL_TYPES))}
     out = out.reset_index()
+    if splits is not None:
+        spread = splits.set_index(["target", "model_type"])[
+            ["r2_median", "r2_q05", "r2_q95", "n_repeats"]
+        ].set_axis(["split_median", "split_q05", "split_q95", "split_repeats"], axis=1)
+        out = out.merge(spread, on=["target", "model_type"], how="outer")
+        first = ["target", "model_type", "paper_r2", *spread.columns]
+        out = out[first + [c for c in out.columns if c not in first]]
+    morder["best"] = len(morder)
     out = out.sort_values(
         ["target", "model_type"],
         key=lambda s: s.map(order if s.name == "target" else morder),
