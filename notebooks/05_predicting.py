@@ -30,7 +30,8 @@
 # validation's null), `n_repeats` (repeats of the 80/20 split), `n_replicates` and
 # `power_permutations` (synthetic targets of the power check and the permutations of each),
 # `power_protocols`, `targets` and `model_types` (which predictors to validate),
-# `n_synthetic_models` (architectures in the leakage demonstration), `predictor_model` (the
+# `variant` (the evaluation sequences, as in chapter 3), `n_synthetic_models` (architectures
+# in the leakage demonstration), `predictor_model` (the
 # regressor used for unseen architectures) and `held_out` (the model left out to test a
 # prediction for an unseen architecture), `n_jobs` (parallel processes), `fits_used`
 # (`"all"`, as the paper, or `"identified"`: which fits the tables, importance, SHAP and
@@ -40,6 +41,7 @@
 suite = "default"
 data_dir = "data"
 paper_data = None
+variant = "raw"
 seed = 0
 recompute = False
 n_permutations = 200
@@ -79,7 +81,7 @@ from massive_activations.prediction.unseen import held_out_curves, pythia_predic
 sns.set_theme(context="notebook", style="whitegrid")
 
 # %% tags=["hide-input"]
-table = suite_activations(suite, data_dir, paper_data=paper_data)
+table = suite_activations(suite, data_dir, paper_data=paper_data, variant=variant)
 if table.attrs.get("synthetic"):
     display(HTML(
         '<div class="admonition danger"><p class="admonition-title">Synthetic stand-in</p><p>'
