@@ -213,3 +213,14 @@ def test_bootstrap_band_brackets_the_curve_and_needs_a_bootstrap():
     assert np.all(lo <= f) and np.all(f <= hi)
     ratio = (hi - lo) / (chi - clo)
     assert 0.5 < np.median(ratio) < 2.0
+
+
+def test_t_peak_delta_with_an_unbounded_covariance_is_nan_without_a_warning():
+    import warnings
+
+    fit = _fit(_seqs(0))
+    fit.covar = np.full_like(fit.covar, 1e308)  # its quadratic form overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tp, lo, hi = t_peak_delta(fit)
+    assert np.isfinite(tp) and np.isnan(lo) and np.isnan(hi)
