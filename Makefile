@@ -12,6 +12,9 @@ LINTED := $(wildcard src tests notebooks benchmarks)
 # statistics (a folder laid out as the release; without it the release is downloaded).
 PROFILE ?= default
 PAPER_DATA ?=
+# OUT=<folder>: build into <folder>/_build/html instead of _build/html (the published Pythia
+# edition is built with OUT=_build/pythia beside the default one).
+OUT ?=
 # The notebooks that take the release's folder (parameter paper_data).
 PAPER_NOTEBOOKS := 03_measuring 04_fitting 05_predicting 06_claims_ledger
 PAPER_OVERRIDES := $(if $(PAPER_DATA),$(foreach nb,$(PAPER_NOTEBOOKS),-p '$(nb):paper_data=$(abspath $(PAPER_DATA))'))
@@ -39,9 +42,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## book: execute every notebook on the embedded default and build _build/html
-## (PROFILE=paper PAPER_DATA=<folder>: the Pythia edition on the paper's release)
+## (PROFILE=paper PAPER_DATA=<folder>: the Pythia edition on the paper's release; OUT=<folder>:
+## build into <folder>/_build/html)
 book: $(STAMP)
-	$(PY) -m massive_activations.book build --profile $(PROFILE) $(PAPER_OVERRIDES)
+	$(PY) -m massive_activations.book build --profile $(PROFILE) $(PAPER_OVERRIDES) $(if $(OUT),--out $(OUT))
 
 ## standin: write a small SYNTHETIC stand-in of the release into $(STANDIN), for
 ## `make book PROFILE=paper-smoke` (never the paper's data)

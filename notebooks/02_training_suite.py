@@ -24,28 +24,44 @@
 #
 # **Parameters (papermill):** `suite` (`"smoke"` or `"default"`), `device` (`"cpu"`,
 # `"cuda"`), `reuse` (read `data_dir/<suite>/` when it exists instead of training),
-# `data_dir` (where the suite's data folder is read or written).
+# `data_dir` (where the suite's data folder is read or written), `edition` (`"default"`, or
+# `"paper"` in the Pythia edition, where this page says that it trains our suite, not Pythia,
+# and shows Pythia's recipe first).
 
 # %% tags=["parameters"]
 suite = "default"
 device = "cpu"
 reuse = True
 data_dir = "data"
+edition = "default"
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from massive_activations import reference
+from massive_activations.datasets.edition import admonition, pythia_recipe
 from massive_activations.schedule import pythia_steps
 from massive_activations.suite.configs import get_suite
 from massive_activations.suite.data import load_suite_data, recipe_comparison
+from massive_activations.tables import book_table
 
 sns.set_theme(context="notebook", style="whitegrid")
+if edition not in ("default", "paper"):
+    raise ValueError(f"edition must be 'default' or 'paper', not {edition!r}.")
+if edition == "paper":
+    display(HTML(admonition("note", "Pythia edition: this chapter trains our suite, not Pythia", (
+        "Chapters 3-6 of this edition analyse the paper's released statistics of Pythia, "
+        "which was trained by EleutherAI, not here. This chapter trains our own mini suite "
+        "(used by chapters 7 and 9), with Pythia's recipe scaled down. Pythia's own recipe, "
+        "from its README and configs, is in the two tables below."))))  # fmt: skip
+    pythia_archs, pythia_training = pythia_recipe()
+    display(book_table(pythia_archs, caption="Pythia's models (reference file)."))
+    display(book_table(pythia_training, caption="Pythia's training (reference file)."))
 spec = get_suite(suite)
 data = load_suite_data(suite, data_dir, reuse=reuse, device=device, progress=False)
 arch = data.architectures.set_index("model")

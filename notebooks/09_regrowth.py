@@ -49,10 +49,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from massive_activations import provenance, registry
+from massive_activations.datasets.edition import admonition
 from massive_activations.regrowth import findings as rules
 from massive_activations.regrowth.data import regrowth_data
 from massive_activations.regrowth.findings import ledger_rows, regrowth_findings
@@ -111,12 +112,12 @@ if threads is not None:
 data = regrowth_data(config, data_dir, reuse=reuse)
 cfg, writer = data.config, data.writer
 if cfg.model != "smollm2":
-    display(Markdown(
-        f"**Demonstration configuration.** This page shows `{cfg.name}`: a tiny "
-        "random Llama with a planted outlier writer, trained here in seconds, not SmolLM2-135M. "
-        "Its numbers test the machinery only. `make regrowth` builds the SmolLM2 data "
-        "(`data/regrowth`), which this page reads with `config=\"default\"`."
-    ))  # fmt: skip
+    display(HTML(admonition("warning", "Demonstration configuration", (
+        f"This page shows the <strong>demonstration configuration</strong> "
+        f"<code>{cfg.name}</code>: a tiny random Llama with a planted outlier writer, trained "
+        "here in seconds, not SmolLM2-135M. Its numbers test the machinery only. <code>make "
+        "regrowth</code> builds the SmolLM2 data (<code>data/regrowth</code>), which this page "
+        'reads with <code>config="default"</code>.'))))  # fmt: skip
 traj = regrowth_trajectories(data.activations, writer, data.log)
 original = original_values(traj)
 layers = featured_layers(traj, writer)

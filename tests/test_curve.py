@@ -229,3 +229,15 @@ def test_eq14_fit_with_a_huge_gam_has_a_t_peak_without_warning():
     gam = np.exp(690.0)
     expected = _t_peak_decimal(1e-12 / gam, gam, 50.0 * gam)
     np.testing.assert_allclose(tp, [expected], rtol=1e-10)
+
+
+def test_t_peak_beyond_the_largest_float_warns_nothing():
+    """An element past the direct formula's range is computed in logs, with no overflow warning
+    from the direct formula being evaluated where it does not apply."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = curve.t_peak(np.array([0.05, 0.05]), np.array([1e-3, 1e-308]), 3.0)
+    assert np.isfinite(out[0]) and out[0] == pytest.approx((curve.peak_x(0.05) - 3.0) / 1e-3)
+    assert out[1] == np.inf

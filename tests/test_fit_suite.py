@@ -170,3 +170,17 @@ def test_window_effect_reports_each_window():
     assert (out["layers"] == 1).all()
     assert out.set_index("window").loc["from_min", "r2_all"] <= 1.0
     assert {"share_ok", "share_all_identified"} <= set(out.columns)
+
+
+def test_window_effect_fits_only_the_models_asked_for():
+    from massive_activations.fitting.fit_all import window_effect
+    from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_table
+    from massive_activations.schedule import scaled_schedule
+
+    curve = {**EXAMPLE_CURVES["early_peak"], "gam": 4e-3}
+    curves = {"small": {1: curve}, "big": {1: curve, 2: curve}}
+    table = simulate_table(curves, scaled_schedule(4000, 12), seed=0)
+    out = window_effect(table, windows=("full",), models=["big"])
+    assert out["layers"].tolist() == [2]
+    with pytest.raises(ValueError, match="not in the table"):
+        window_effect(table, windows=("full",), models=["huge"])

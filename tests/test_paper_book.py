@@ -45,6 +45,12 @@ def test_every_page_is_built_and_the_paper_chapters_say_the_data_are_synthetic(
         assert page.is_file(), name
         if name in PAPER_CHAPTERS:
             assert "synthetic stand-in" in _text(page.read_text()).lower(), name
+    # the intro and status pages say which data this build shows
+    for page in ("intro", "status"):
+        text = _text((build / "html" / "book" / f"{page}.html").read_text()).lower()
+        assert "synthetic stand-in" in text, page
+    chapter2 = _text((build / "html" / "notebooks" / "02_training_suite.html").read_text())
+    assert "this chapter trains our suite, not Pythia" in chapter2
 
 
 @pytest.mark.book

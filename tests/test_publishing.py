@@ -13,7 +13,12 @@ def test_workflow_runs_the_readme_commands_and_deploys_the_html():
     steps = workflow["jobs"]["build"]["steps"]
     runs = [s["run"] for s in steps if "run" in s]
     readme_commands = re.findall(r"^(make \w+)", (ROOT / "README.md").read_text(), flags=re.M)
-    assert runs == readme_commands[:2][::-1]  # make test, then make book
+    assert runs[:2] == readme_commands[:2][::-1]  # make test, then make book
+    # then the Pythia edition from the downloaded release, published under /pythia/
+    pythia = next(s for s in steps if s.get("run", "").startswith("make book PROFILE=paper"))
+    assert pythia["run"] == "make book PROFILE=paper OUT=_build/pythia"
+    assert pythia["env"]["HF_HUB_OFFLINE"] == "0"  # the release is downloaded from the hub
+    assert runs[2:] == [pythia["run"], "cp -r _build/pythia/_build/html _build/html/pythia"]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages"))
     assert upload["with"]["path"] == "_build/html"
     assert workflow["jobs"]["build"]["env"]["HF_HUB_OFFLINE"] == "1"

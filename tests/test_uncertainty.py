@@ -226,3 +226,14 @@ def test_t_peak_is_vouched_for_only_inside_training():
     assert beyond.regime != "early_peak" and t_peak_identified(beyond) is False
     step = fit_series(STEPS, _seqs(0).series(), hypothesis="step1", procedure="ours")
     assert t_peak_identified(assess(step, profile=False)) is None
+
+
+def test_t_peak_delta_with_an_unbounded_covariance_is_nan_without_a_warning():
+    import warnings
+
+    fit = _fit(_seqs(0))
+    fit.covar = np.full_like(fit.covar, 1e308)  # its quadratic form overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tp, lo, hi = t_peak_delta(fit)
+    assert np.isfinite(tp) and np.isnan(lo) and np.isnan(hi)

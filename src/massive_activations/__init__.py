@@ -85,6 +85,9 @@ datasets.release
 datasets.standin
     A synthetic stand-in of the release (its shape, made-up Eq. 9 numbers) for tests,
     benchmarks and smoke builds; never the paper's data.
+datasets.edition
+    Which data a page shows (our suite, the release, Pythia, a synthetic stand-in): the
+    notice at the top of a chapter, labels, the editions' note, Pythia's recipe.
 
 fitting (chapter 4, "Fitting the dynamics")
 -------------------------------------------
@@ -101,6 +104,8 @@ fitting.regimes
     The regime of a trajectory without a curve: drop from the peak, slope at the end.
 fitting.fit_all
     Every layer of a table fitted under every hypothesis; Tables 1 and 5; regimes.
+fitting.suite_fits
+    A suite's ``fits.parquet``: read when it covers every layer of the table, else fitted.
 fitting.synthetic
     Trajectories of known parameters, for the known-parameter check.
 

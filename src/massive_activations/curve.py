@@ -299,7 +299,8 @@ def t_peak(lam, gam, t0) -> np.ndarray:
     bound = m + np.log(2.0)
     direct = np.isfinite(w) & (bound < _LOG_MAX) & (bound - np.log(gam) < _LOG_MAX)
     xs = _exp_or_inf(np.where(direct, w, 0.0))
-    out = np.where(direct, (xs - t0) / gam, np.inf)
+    out = np.full(xs.shape, np.inf)
+    np.divide(xs - t0, gam, out=out, where=direct)  # only where it fits: no overflow warning
     scaled = np.isfinite(w) & ~direct
     if np.any(scaled):
         ms = np.where(scaled, m, 0.0)

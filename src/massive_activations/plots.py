@@ -20,6 +20,7 @@ __all__ = [
     "plot_peak_heatmaps",
     "plot_peak_surface",
     "plot_position0_share",
+    "plot_r2_map",
     "plot_ratio_evolution",
     "plot_regime_examples",
     "plot_seed_trajectories",
@@ -151,7 +152,7 @@ def plot_ratio_evolution(traj, model: str, col_wrap: int = 4):
     return g
 
 
-def plot_size_scaling(final, reference_points=None, ax=None) -> plt.Axes:
+def plot_size_scaling(final, reference_points=None, ax=None, label: str = "our suite") -> plt.Axes:
     """Final ratio (largest over layers) against total parameters, log-log (paper Fig. 2).
 
     Parameters
@@ -160,9 +161,11 @@ def plot_size_scaling(final, reference_points=None, ax=None) -> plt.Axes:
         ``model, params, ratio`` (one row per model).
     reference_points : pandas.DataFrame, optional
         The same columns for the paper's models (drawn in another colour and labelled).
+    label : str
+        Legend entry of ``final``'s models.
     """
     ax = ax or plt.subplots(figsize=(7, 4.2))[1]
-    ax.scatter(final["params"], final["ratio"], color="C0", label="our suite", zorder=3)
+    ax.scatter(final["params"], final["ratio"], color="C0", label=label, zorder=3)
     for _, r in final.iterrows():
         ax.annotate(r["model"], (r["params"], r["ratio"]), xytext=(4, 3),
                     textcoords="offset points", fontsize=7)  # fmt: skip
@@ -304,4 +307,26 @@ def plot_layer_ratio(per_layer: pd.DataFrame, reference: float, label: str, titl
     ax.set_xlabel("decoder layer $\\ell$")
     ax.set_ylabel("top-1 / median ratio (log scale)")
     ax.legend()
+    return ax
+
+
+#: Beyond this many layers the R^2 map leaves out the numbers in its cells.
+R2_MAP_ANNOTATE_MAX = 16
+
+
+def plot_r2_map(r2: pd.DataFrame, title: str) -> plt.Axes:
+    """R^2 per model (rows) and decoder layer (columns), the paper's Fig. 7.
+
+    Cells hold the value when there are at most :data:`R2_MAP_ANNOTATE_MAX` layers; wider
+    maps (Pythia's 6 to 36 layers) keep the colour only and a width that fits a page.
+    """
+    n_rows, n_cols = r2.shape
+    annotate = n_cols <= R2_MAP_ANNOTATE_MAX
+    width = min(1.1 * n_cols + 3, 14.0) if annotate else min(0.3 * n_cols + 4, 14.0)
+    _, ax = plt.subplots(figsize=(width, 0.55 * n_rows + 1.6))
+    sns.heatmap(r2, annot=annotate, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=ax,
+                cbar_kws={"label": "R² of Eq. 9"})  # fmt: skip
+    ax.set_xlabel("decoder layer")
+    ax.set_ylabel("model")
+    ax.set_title(title)
     return ax

@@ -31,6 +31,7 @@ from massive_activations.audit.claims_prediction import (
 )
 from massive_activations.audit.ledger import (
     build_ledger,
+    scale_notice,
 )
 from massive_activations.audit.statistics import (
     gaussian_ratio,
@@ -42,6 +43,8 @@ from massive_activations.audit.verdicts import (
     INCONCLUSIVE,
     INIT_TOLERANCE,
     LEDGER_COLUMNS,
+    MAGNITUDE_FACTOR,
+    MAGNITUDE_FLOOR,
     MODERATE_R2,
     NOT_REPRODUCED,
     NOT_TESTABLE,
@@ -66,6 +69,8 @@ __all__ = [
     "INCONCLUSIVE",
     "INIT_TOLERANCE",
     "LEDGER_COLUMNS",
+    "MAGNITUDE_FACTOR",
+    "MAGNITUDE_FLOOR",
     "MAX_FAILED_SHARE",
     "MODERATE_R2",
     "NOT_REPRODUCED",
@@ -98,6 +103,7 @@ __all__ = [
     "ledger_row",
     "majority",
     "per_model_max",
+    "scale_notice",
     "share",
     "spearman_permutation",
     "untestable",

@@ -36,10 +36,13 @@ from massive_activations.audit.claims_fits import (
 from massive_activations.audit.claims_prediction import claim_driver, claim_predictable
 from massive_activations.audit.verdicts import (
     LEDGER_COLUMNS,
+    final_checkpoint,
+    per_model_max,
     untestable,
 )
+from massive_activations.datasets.edition import DATA_KINDS, admonition
 
-__all__ = ["build_ledger"]
+__all__ = ["build_ledger", "scale_notice"]
 
 
 def build_ledger(
@@ -122,3 +125,64 @@ def build_ledger(
     if bad.any().any():
         raise RuntimeError(f"Empty ledger cells: {ledger.columns[bad.any()].tolist()}.")
     return ledger
+
+
+def scale_notice(traj: pd.DataFrame, architectures: pd.DataFrame, kind: str) -> str:
+    """What a verdict means at the data's scale: an admonition above the ledger (HTML).
+
+    Parameters
+    ----------
+    traj : pandas.DataFrame
+        The trajectories the ledger decides on.
+    architectures : pandas.DataFrame
+        ``model, params`` (and ``tokens`` for our suites).
+    kind : str
+        :func:`~massive_activations.datasets.edition.data_kind` of the data: ``"ours"`` says
+        how far our suite is from Pythia, ``"release"`` and ``"pythia"`` that the verdicts are
+        decided on Pythia's own data, ``"synthetic"`` that they say nothing about the paper.
+    """
+    if kind not in DATA_KINDS:
+        raise ValueError(f"Unknown data kind {kind!r}; use one of {sorted(DATA_KINDS)}.")
+    final = per_model_max(final_checkpoint(traj), "ratio")
+    archs = architectures.set_index("model").reindex(final.index)
+    params = archs["params"].astype(float)
+    if kind == "synthetic":
+        return admonition(
+            "danger",
+            "Synthetic stand-in: verdicts about made-up data",
+            "The verdicts below are decided on a synthetic stand-in of the paper's release. "
+            "They test the ledger's path and say nothing about the paper or Pythia.",
+        )
+    if kind in ("release", "pythia"):
+        where = {
+            "release": "the paper's own released statistics",
+            "pythia": "Pythia checkpoints extracted here",
+        }[kind]
+        return admonition(
+            "note",
+            "Scale",
+            f"The data are Pythia's own: {len(final)} models of {params.min() / 1e6:,.0f} "
+            f"million to {params.max() / 1e9:,.1f} billion parameters, final ratios up to "
+            f'{final.max():,.0f}. A "reproduced" verdict below means that the claim holds '
+            f"on {where}, refit here.",
+        )
+    pythia = reference.table("pythia_architectures")
+    training = reference.entry("pythia_architectures")["training"]
+    fig3 = reference.table("fig3_final_ratio")["value"]
+    tokens = (
+        f" and saw {archs['tokens'].max() / 1e6:,.1f} million tokens"
+        if "tokens" in archs.columns
+        else ""
+    )
+    pythia_tokens = training["tokens_per_step"] * training["final_step"] / 1e9
+    return admonition(
+        "warning",
+        "Scale",
+        f"The suite's models have {params.min() / 1e6:.2f} to {params.max() / 1e6:.2f} "
+        f"million parameters{tokens}; their largest final ratio is {final.max():,.1f}. "
+        f"Pythia's models have {pythia.n_params.min() / 1e6:,.0f} million to "
+        f"{pythia.n_params.max() / 1e9:,.1f} billion parameters and saw {pythia_tokens:,.0f} "
+        f"billion tokens; its final ratios reach {fig3.max():,.0f} (Fig. 3). A "
+        '"reproduced" verdict below means that the claim holds for this small suite, not '
+        "that it reproduces Pythia's numbers.",
+    )

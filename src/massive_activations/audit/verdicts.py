@@ -76,6 +76,11 @@ PREDICTABLE_R2 = 0.5
 MODERATE_R2 = 0.3
 #: Significance level of the rank-correlation test.
 ALPHA = 0.05
+#: "Magnitude" on Pythia's own data: a final ratio within this factor of the paper's Fig. 3
+#: value (read off the figure, approximate) agrees with it.
+MAGNITUDE_FACTOR = 2.0
+#: "Hundreds to thousands": the largest final ratio of Pythia's models is at least this.
+MAGNITUDE_FLOOR = 100.0
 
 
 def claim_entry(key: str) -> dict:

@@ -21,11 +21,13 @@ Steps:
    download links to both and the git commit, and after every cell that shows a figure or
    a table a small note naming the cell and its lines in the Jupytext file
    (:func:`annotate_notebook`).
-4. Write the execution-status page (wall time, parameters, package versions, git commit,
-   and the data files each notebook read and wrote; ``<out>/_build/execution_status.json``
-   holds the same with full digests) and the data card
-   (:func:`massive_activations.book.data_card.data_card_page`) of the data folders the notebooks'
-   parameters name.
+4. Write the execution-status page (which data the book shows, wall time, parameters,
+   package versions, git commit, and the data files each notebook read and wrote;
+   ``<out>/_build/execution_status.json`` holds the same with full digests), a banner on the
+   intro page saying which data the book shows (the default edition, the Pythia edition, or
+   a synthetic stand-in of it), and the data card
+   (:func:`massive_activations.book.data_card.data_card_page`) of the data folders the
+   notebooks' parameters name.
 5. Run ``jupyter-book build`` with execution off and ``-W -n --keep-going``, so a warning,
    a missing glue key or a broken reference fails the build.  A notebook that raised fails
    the command before the build (with execution off, Sphinx would render its traceback).
@@ -52,7 +54,12 @@ from massive_activations.book.execute import (
     read_notebook,
     repo_root,
 )
-from massive_activations.book.status import environment_record, status_page
+from massive_activations.book.status import (
+    edition_banner,
+    edition_of,
+    environment_record,
+    status_page,
+)
 
 __all__ = [
     "BOOK_SOURCES",
@@ -136,7 +143,9 @@ def build_book(
         source = root / "notebooks" / f"{run.name}.py"
         shutil.copy2(source, staging / "notebooks")
         annotate_notebook(Path(run.output), source, env["git_commit"], env["git_dirty"])
-    (staging / "book" / "status.md").write_text(status_page(profile, runs, env))
+    edition = edition_of(root, runs)
+    (staging / "book" / "status.md").write_text(status_page(profile, runs, env, edition))
+    _add_banner(staging / "book" / "intro.md", edition_banner(edition))
     from massive_activations.book.data_card import data_card_page
 
     card = data_card_page(data_folders(root, runs), root=root)
@@ -161,6 +170,13 @@ def build_book(
         )
     print(f"[book] open {html / 'index.html'}", flush=True)
     return html
+
+
+def _add_banner(page: Path, banner: str) -> None:
+    """Insert ``banner`` after the first heading of a Markdown page."""
+    lines = page.read_text().splitlines(keepends=True)
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    page.write_text("".join([*lines[:at], "\n", banner, "\n", *lines[at:]]))
 
 
 def _prune_toc(toc_path: Path, keep: set[str]) -> None:

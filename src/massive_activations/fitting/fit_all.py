@@ -506,19 +506,21 @@ def window_effect(
     windows: Sequence = ("full", "from_min"),
     *,
     procedure: str = "ours",
+    models: Sequence[str] | None = None,
     seed: int = 0,
     n_jobs: int = 1,
 ) -> pd.DataFrame:
     """How the fit window (the treatment of the early dip) changes the Eq. 9 fits.
 
-    Refits Eq. 9 with ``procedure`` once per window (profiles, no bootstrap) and returns,
+    Refits Eq. 9 with ``procedure`` once per window (profiles, no bootstrap) on every layer
+    of ``models`` (default: every model; an unknown name is an error) and returns,
     per window: layers, mean ``r2`` (on the fitted points) and ``r2_all`` (on every
     checkpoint), the share of fits with status ``ok``, the share of layers whose five
     parameters are all identified, and the count of each regime.
     """
     rows = []
     for w in windows:
-        f = fit_all(table, hypotheses=("eq9",), procedures=(procedure,), window=w,
+        f = fit_all(table, models=models, hypotheses=("eq9",), procedures=(procedure,), window=w,
                     n_bootstrap=0, seed=seed, n_jobs=n_jobs, progress=False)  # fmt: skip
         ident = f[[f"{n}_identified" for n in HYPOTHESES["eq9"].names]].astype("boolean")
         row = {

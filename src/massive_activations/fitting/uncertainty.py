@@ -243,7 +243,8 @@ def t_peak_delta(fit: FitResult, level: float = 0.95) -> tuple[float, float, flo
         hi[j] += step
         lo[j] -= step
         g[j] = (h.t_peak(hi)[0] - h.t_peak(lo)[0]) / (2 * step)
-    var = float(g @ fit.covar @ g)
+    with np.errstate(over="ignore", invalid="ignore"):  # an unbounded variance: NaN below
+        var = float(g @ fit.covar @ g)
     if not np.isfinite(var) or var < 0:
         return (tp, np.nan, np.nan)
     q = stats.t.ppf(0.5 + level / 2, max(fit.nfree, 1)) * np.sqrt(var)
