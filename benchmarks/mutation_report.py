@@ -82,8 +82,12 @@ def _times() -> dict[str, float]:
     return json.loads(TIMES.read_text()) if TIMES.exists() else {}
 
 
-def run(selected: list[str], max_children: int) -> None:
-    """``mutmut run`` module by module on the unchecked mutants, timing each call."""
+def run(selected: list[str], max_children: int, rerun_survivors: bool = False) -> None:
+    """``mutmut run`` module by module on the unchecked mutants, timing each call.
+
+    With ``rerun_survivors``, on the surviving (or test-less) non-equivalent mutants instead:
+    after new tests, this gives the score after them.
+    """
     mutmut = Path(sys.executable).with_name("mutmut")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1")
@@ -92,6 +96,12 @@ def run(selected: list[str], max_children: int) -> None:
         codes = _meta(path).get("exit_code_by_key")
         if codes is None:
             todo = [f"{name}.*"]
+        elif rerun_survivors:
+            eq = equivalents()
+            todo = [k for k, v in codes.items() if v in (0, 5, 33) and k not in eq]
+            if not todo:
+                print(f"{name}: no survivors", flush=True)
+                continue
         else:
             todo = [k for k, v in codes.items() if v is None]
             if not todo:
@@ -103,7 +113,8 @@ def run(selected: list[str], max_children: int) -> None:
         done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
         elapsed = time.perf_counter() - start
         times = _times()
-        times[name] = times.get(name, 0.0) + elapsed
+        key = f"{name} (survivors rerun)" if rerun_survivors else name
+        times[key] = times.get(key, 0.0) + elapsed
         MUTANTS.mkdir(exist_ok=True)
         TIMES.write_text(json.dumps(times, indent=2))
         print(f"{name}: {elapsed:.0f} s (exit code {done.returncode})", flush=True)
@@ -138,6 +149,8 @@ def summary() -> list[dict]:
             round(100 * (row["killed"] + row["timeout"]) / scored, 1) if scored else None
         )
         row["wall s"] = round(times[name]) if name in times else None
+        rerun = times.get(f"{name} (survivors rerun)")
+        row["rerun wall s"] = None if rerun is None else round(rerun)
         rows.append(row)
     stale = sorted(k for k in eq if k not in known)
     if stale and known:
@@ -184,6 +197,9 @@ def main(argv=None) -> None:
     p_run = sub.add_parser("run", help="mutmut run, module by module, resumable")
     p_run.add_argument("modules", nargs="*", help="paths or dotted names (default: all)")
     p_run.add_argument("--max-children", type=int, default=2)
+    p_run.add_argument(
+        "--rerun-survivors", action="store_true", help="rerun the survivors (after new tests)"
+    )
     p_report = sub.add_parser("report", help="write mutants/mutation-report.md and .csv")
     p_report.add_argument("--list-survivors", action="store_true")
     args = parser.parse_args(argv)
@@ -196,7 +212,7 @@ def main(argv=None) -> None:
             if unknown:
                 raise SystemExit(f"Unknown modules {unknown}: choose from {sorted(by_name)}.")
             chosen = [by_name[m] for m in args.modules]
-        run(chosen, args.max_children)
+        run(chosen, args.max_children, args.rerun_survivors)
     else:
         report(args.list_survivors)
 
