@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 import os
 import subprocess
@@ -82,11 +83,14 @@ def _times() -> dict[str, float]:
     return json.loads(TIMES.read_text()) if TIMES.exists() else {}
 
 
-def run(selected: list[str], max_children: int, rerun_survivors: bool = False) -> None:
+def run(
+    selected: list[str], max_children: int, rerun_survivors: bool = False, only: str = "*"
+) -> None:
     """``mutmut run`` module by module on the unchecked mutants, timing each call.
 
     With ``rerun_survivors``, on the surviving (or test-less) non-equivalent mutants instead:
-    after new tests, this gives the score after them.
+    after new tests, this gives the score after them.  ``only`` (a glob on mutant names, e.g.
+    ``*x__collect__*``) restricts either to some functions.
     """
     mutmut = Path(sys.executable).with_name("mutmut")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -99,11 +103,12 @@ def run(selected: list[str], max_children: int, rerun_survivors: bool = False) -
         elif rerun_survivors:
             eq = equivalents()
             todo = [k for k, v in codes.items() if v in (0, 5, 33) and k not in eq]
+            todo = [k for k in todo if fnmatch.fnmatch(k, only)]
             if not todo:
                 print(f"{name}: no survivors", flush=True)
                 continue
         else:
-            todo = [k for k, v in codes.items() if v is None]
+            todo = [k for k, v in codes.items() if v is None and fnmatch.fnmatch(k, only)]
             if not todo:
                 print(f"{name}: every mutant checked", flush=True)
                 continue
@@ -200,6 +205,7 @@ def main(argv=None) -> None:
     p_run.add_argument(
         "--rerun-survivors", action="store_true", help="rerun the survivors (after new tests)"
     )
+    p_run.add_argument("--only", default="*", help="glob on mutant names, e.g. '*x__collect__*'")
     p_report = sub.add_parser("report", help="write mutants/mutation-report.md and .csv")
     p_report.add_argument("--list-survivors", action="store_true")
     args = parser.parse_args(argv)
@@ -212,7 +218,7 @@ def main(argv=None) -> None:
             if unknown:
                 raise SystemExit(f"Unknown modules {unknown}: choose from {sorted(by_name)}.")
             chosen = [by_name[m] for m in args.modules]
-        run(chosen, args.max_children, args.rerun_survivors)
+        run(chosen, args.max_children, args.rerun_survivors, args.only)
     else:
         report(args.list_survivors)
 

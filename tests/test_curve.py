@@ -268,13 +268,22 @@ def test_t_peak_and_peak_x_refuse_non_finite_input(i):
 def test_errors_name_the_fix():
     t = np.arange(5.0)
     for f in (curve.eq14, curve.eq14_jacobian):
-        with pytest.raises(ValueError, match=r"t \+ tau0 must be > 0.*Use tau0 > 0, or only"):
+        with pytest.raises(
+            ValueError, match=r"^The logarithm's argument t \+ tau0 must be > 0 at every t"
+        ):
             f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
-    with pytest.raises(ValueError, match=r"x = gam\*t \+ t0 must be > 0.*Use t0 > 0, or only"):
-        curve.eq9_jacobian(t, 1.0, 0.1, 1.0, -1.0, 0.0)
-    with pytest.raises(ValueError, match=r"gam must be > 0 \(Eq. 14 divides by it"):
+        with pytest.raises(ValueError, match=r"\)\. Use tau0 > 0, or only steps t > -tau0\.$"):
+            f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
+    for f in (curve.eq9, curve.eq9_jacobian):
+        with pytest.raises(ValueError, match=r"^The logarithm's argument x = gam\*t \+ t0 must be"):
+            f(t, 1.0, 0.1, 1.0, -1.0, 0.0)
+        with pytest.raises(ValueError, match=r"\. Use t0 > 0, or only steps t > -t0/gam\.$"):
+            f(t, 1.0, 0.1, 1.0, -1.0, 0.0)
+        with pytest.raises(ValueError, match=r"^gam must be > 0 \(it scales training steps into "):
+            f(t, 1.0, 0.1, 0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^gam must be > 0 \(Eq. 14 divides by it and takes its "):
         curve.eq9_to_eq14(1.0, 0.1, 0.0, 1.0, 0.0)
-    with pytest.raises(ValueError, match=r"gam must be > 0 \(it scales training steps"):
+    with pytest.raises(ValueError, match=r"^gam must be > 0 \(it scales training steps into the "):
         curve.t_peak(0.1, -1.0, 1.0)
 
 
