@@ -158,6 +158,26 @@ def test_spearman_seed_and_resamples_are_used():
     assert (a * 301) == pytest.approx(round(a * 301), abs=1e-9)
 
 
+def test_spearman_exact_up_to_max_exact_points_then_sampled():
+    x = np.arange(6)
+    y = np.array([0, 2, 1, 3, 5, 4])
+    _, ref_p = _scipy_spearman(x, y)
+    # n == max_exact: still the exact null
+    assert audit.spearman_permutation(x, y, max_exact=6)[1] == pytest.approx(ref_p, abs=1e-12)
+    # by default 9 points are sampled with 20000 draws: p is a multiple of 1/20001, and at
+    # least 1/20001 (the exact p of a perfect ordering would be 1/9! = 1/362880)
+    rho, p = audit.spearman_permutation(np.arange(9), np.arange(9))
+    assert rho == pytest.approx(1.0)
+    assert p >= 1 / 20001 and p * 20001 == pytest.approx(round(p * 20001), abs=1e-6)
+
+
+def test_wilson_upper_limit_never_exceeds_one():
+    # without the clamp, rounding puts the upper limit of 20/20 just above 1 (and the lower
+    # limit of 0/7 just below 0)
+    assert all(audit.wilson_interval(n, n)[1] <= 1.0 for n in range(1, 100))
+    assert all(audit.wilson_interval(0, n)[0] >= 0.0 for n in range(1, 100))
+
+
 def test_spearman_refuses_too_few_points_and_constants():
     with pytest.raises(ValueError, match=">= 3 points"):
         audit.spearman_permutation([1, 2], [2, 1])
