@@ -79,3 +79,39 @@ def test_r2_of_an_exact_curve_is_one_and_of_a_constant_fit_is_near_zero():
     fit = fit_series(STEPS, flat, hypothesis="eq9", procedure="ours", window="full")
     assert fit.r2 == pytest.approx(r2_score(flat, _curve(fit, STEPS)), abs=1e-9)
     assert fit.r2 < 0.5
+
+
+@pytest.mark.parametrize(
+    "procedure,hypothesis", [("paper", "eq14"), ("ours", "eq9"), ("ours", "eq14")]
+)
+def test_covariance_is_the_scaled_inverse_fisher_matrix_in_original_units(procedure, hypothesis):
+    """``covar = redchi * (J^T W J)^-1`` with ``J`` the analytic Jacobian of the curve in
+    original units (:mod:`massive_activations.curve`), not the solver's normalised one;
+    ``stderr``, ``correl`` and the covariance intervals follow from it."""
+    from scipy import stats
+
+    y = _data("early_peak", 0)
+    fit = fit_series(STEPS, y, hypothesis=hypothesis, procedure=procedure)
+    assert fit.status == "ok", fit.message
+    p = [fit.params[n] for n in fit.names]
+    jac = curve.eq9_jacobian if hypothesis == "eq9" else curve.eq14_jacobian
+    J = jac(fit.steps, *p)
+    r = y[np.isin(STEPS, fit.steps)] - _curve(fit, fit.steps)
+    sigma = fit.problem.sigma
+    if sigma is not None:
+        J, r = J / sigma[:, None], r / sigma
+    n, k = J.shape
+    cov = np.linalg.inv(J.T @ J) * (r @ r) / (n - k)
+    np.testing.assert_allclose(fit.covar, cov, rtol=2e-3)
+    sd = np.sqrt(np.diag(cov))
+    np.testing.assert_allclose([fit.stderr[n] for n in fit.names], sd, rtol=1e-3)
+    np.testing.assert_allclose(fit.correl, cov / np.outer(sd, sd), atol=2e-3)
+    np.testing.assert_allclose(np.diag(fit.correl), 1.0, rtol=1e-12)
+    q = stats.t.ppf(0.975, n - k)
+    ci = fit.covariance_ci()
+    for j, name in enumerate(fit.names):
+        np.testing.assert_allclose(ci[name], (p[j] - q * sd[j], p[j] + q * sd[j]), rtol=1e-3)
+    q90 = stats.t.ppf(0.95, n - k)
+    lo, hi = fit.covariance_ci(0.90)[fit.names[0]]
+    np.testing.assert_allclose(hi - lo, 2 * q90 * sd[0], rtol=1e-3)
+    assert fit.nfree == n - k
