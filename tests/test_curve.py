@@ -265,7 +265,7 @@ def test_t_peak_and_peak_x_refuse_non_finite_input(i):
         curve.peak_x(np.nan)
 
 
-def test_errors_name_the_fix():
+def test_errors_name_the_input_and_the_fix():
     t = np.arange(5.0)
     for f in (curve.eq14, curve.eq14_jacobian):
         with pytest.raises(
