@@ -78,8 +78,8 @@ browser:
 		echo "The browser test needs Chromium and chromedriver: install them (Debian: apt-get install chromium chromium-driver) or set MA_CHROMIUM and MA_CHROMEDRIVER."; exit 1; \
 	fi
 
-## mutation: mutation testing (mutmut 3) of the numeric core, module by module (slow: an hour
-## or more on 2 cores; resumable: rerun after a kill), then its report in mutants/
+## mutation: mutation testing (mutmut 3) of the numeric core, module by module (slow: hours on
+## 2 cores, curve.py alone ~30 min; resumable: rerun after a kill), then its report in mutants/
 ## (MUTATION_MODULES='massive_activations.curve' for some modules only)
 MUTATION_CHILDREN ?= 2
 MUTATION_MODULES ?=
