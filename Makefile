@@ -31,7 +31,7 @@ export MA_CHROMIUM ?= /usr/bin/chromium
 export MA_CHROMEDRIVER ?= /usr/bin/chromedriver
 STANDIN ?= _build/paper-standin
 
-.PHONY: book check-book test data regrowth lint format clean browser standin
+.PHONY: book check-book test data regrowth lint format clean browser standin mutation
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -81,6 +81,15 @@ browser:
 	else \
 		echo "The browser test needs Chromium and chromedriver: install them (Debian: apt-get install chromium chromium-driver) or set MA_CHROMIUM and MA_CHROMEDRIVER."; exit 1; \
 	fi
+
+## mutation: mutation testing (mutmut 3) of the numeric core, module by module (slow: hours on
+## 2 cores, curve.py alone ~30 min; resumable: rerun after a kill), then its report in mutants/
+## (MUTATION_MODULES='massive_activations.curve' for some modules only)
+MUTATION_CHILDREN ?= 2
+MUTATION_MODULES ?=
+mutation: $(STAMP)
+	nice -n 5 $(PY) benchmarks/mutation_report.py run --max-children $(MUTATION_CHILDREN) $(MUTATION_MODULES)
+	$(PY) benchmarks/mutation_report.py report
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)

@@ -241,3 +241,137 @@ def test_t_peak_beyond_the_largest_float_warns_nothing():
         out = curve.t_peak(np.array([0.05, 0.05]), np.array([1e-3, 1e-308]), 3.0)
     assert np.isfinite(out[0]) and out[0] == pytest.approx((curve.peak_x(0.05) - 3.0) / 1e-3)
     assert out[1] == np.inf
+
+
+# Checks that mutation testing (make mutation) showed were missing: every parameter's
+# finiteness check, the fix each error names, scalars for scalar input, and the boundaries of
+# the regimes and of t_peak's overflow-safe branch, each against a closed form or the
+# 60-digit reference above.
+FUNCTIONS = {
+    curve.eq9: (2.0, 0.01, 0.5, 2.0, 7.0),
+    curve.eq9_jacobian: (2.0, 0.01, 0.5, 2.0, 7.0),
+    curve.eq14: (0.01, 2.0, 3.0, 1.0, 7.0),
+    curve.eq14_jacobian: (0.01, 2.0, 3.0, 1.0, 7.0),
+}
+
+
+@pytest.mark.parametrize("f", list(FUNCTIONS), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("i", range(5))
+def test_every_parameter_must_be_finite(f, i):
+    params = list(FUNCTIONS[f])
+    params[i] = np.nan
+    with pytest.raises(ValueError, match="must be finite"):
+        f(np.arange(5.0), *params)
+    convert = curve.eq9_to_eq14 if f in (curve.eq9, curve.eq9_jacobian) else curve.eq14_to_eq9
+    with pytest.raises(ValueError, match="must be finite"):
+        convert(*params)
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_t_peak_and_peak_x_refuse_non_finite_input(i):
+    args = [0.01, 0.5, 2.0]
+    args[i] = np.inf
+    with pytest.raises(ValueError, match="must be finite"):
+        curve.t_peak(*args)
+    with pytest.raises(ValueError, match="must be finite"):
+        curve.peak_x(np.nan)
+
+
+def test_errors_name_the_input_and_the_fix():
+    t = np.arange(5.0)
+    for f in (curve.eq14, curve.eq14_jacobian):
+        with pytest.raises(
+            ValueError, match=r"^The logarithm's argument t \+ tau0 must be > 0 at every t"
+        ):
+            f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
+        with pytest.raises(ValueError, match=r"\)\. Use tau0 > 0, or only steps t > -tau0\.$"):
+            f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
+    for f in (curve.eq9, curve.eq9_jacobian):
+        with pytest.raises(ValueError, match=r"^The logarithm's argument x = gam\*t \+ t0 must be"):
+            f(t, 1.0, 0.1, 1.0, -1.0, 0.0)
+        with pytest.raises(ValueError, match=r"\. Use t0 > 0, or only steps t > -t0/gam\.$"):
+            f(t, 1.0, 0.1, 1.0, -1.0, 0.0)
+        with pytest.raises(ValueError, match=r"^gam must be > 0 \(it scales training steps into "):
+            f(t, 1.0, 0.1, 0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^gam must be > 0 \(Eq. 14 divides by it and takes its "):
+        curve.eq9_to_eq14(1.0, 0.1, 0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^gam must be > 0 \(it scales training steps into the "):
+        curve.t_peak(0.1, -1.0, 1.0)
+
+
+def test_scalar_input_gives_scalars_and_arrays_give_arrays():
+    for value in (
+        curve.asymptote(5.0, 0.1, 3.0),
+        curve.peak_x(0.1),
+        curve.t_peak(0.02, 0.002, 1.0),
+        curve.regime(1.0, 0.02, 0.002, 1.0, 1000),
+    ):
+        assert not isinstance(value, np.ndarray) and np.ndim(value) == 0
+    for value in (
+        curve.asymptote([5.0], 0.1, 3.0),
+        curve.peak_x([0.1]),
+        curve.t_peak([0.02], 0.002, 1.0),
+        curve.regime([1.0], 0.02, 0.002, 1.0, 1000),
+    ):
+        assert isinstance(value, np.ndarray) and value.shape == (1,)
+
+
+def test_asymptote_of_a_small_amplitude():
+    # lam <= 0: the curve rises (A > 0) or falls (A < 0) without bound, whatever |A|
+    assert curve.asymptote(0.5, 0.0, 3.0) == np.inf
+    assert curve.asymptote(-0.5, -1.0, 3.0) == -np.inf
+    np.testing.assert_array_equal(
+        curve.asymptote(np.array([0.5, -0.5, 0.0, 2.0]), 0.0, 3.0), [np.inf, -np.inf, 3.0, np.inf]
+    )
+
+
+def test_regime_boundaries_and_broadcast_over_the_amplitude():
+    lam, gam = 0.02, 0.002
+    xs = float(curve.peak_x(lam))
+    # t0 = x*: the extremum is at step 0 exactly, which is "decay" (t_peak <= 0)
+    assert float(curve.t_peak(lam, gam, xs)) == 0.0
+    assert curve.regime(1.0, lam, gam, xs, 1000) == "decay"
+    # an extremum at step 0.5 is inside the window
+    t0 = xs - 0.5 * gam
+    assert float(curve.t_peak(lam, gam, t0)) == pytest.approx(0.5)
+    assert curve.regime(1.0, lam, gam, t0, 1000) == "early_peak"
+    # at the window's last step: still inside
+    tp = float(curve.t_peak(lam, gam, 1.0))
+    assert curve.regime(1.0, lam, gam, 1.0, tp) == "early_peak"
+    assert curve.regime(1.0, lam, gam, 1.0, np.nextafter(tp, 0)) == "log_rise"
+    out = curve.regime(np.array([1.0, 2.0, 3.0]), lam, gam, 1.0, 143_000)
+    assert out.shape == (3,) and set(out) == {"early_peak"}
+
+
+def test_t_peak_where_x_star_just_overflows():
+    # W(1/lam) just above log(DBL_MAX): x* is not a float, (x* - t0) / gam is
+    lam, gam, t0 = 6.73e-312, 1e10, 1.0
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        tp = float(curve.t_peak(lam, gam, t0))
+    np.testing.assert_allclose(tp, _t_peak_decimal(lam, gam, t0), rtol=1e-13)
+
+
+def test_t_peak_mixes_branches_elementwise_without_warning():
+    import warnings
+
+    # a subnormal lam (logarithmic branch) beside ordinary ones, one with t0 = 0
+    lam = np.array([5e-324, 0.02, 1e-310, 0.5])
+    gam = np.array([1e300, 0.002, 1.0, 1.0])
+    t0 = np.array([0.0, 0.0, 1.0, 1.0])
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        tp = curve.t_peak(lam, gam, t0)
+        xs = curve.peak_x(lam[1:])
+    expected = [_t_peak_decimal(*args) for args in zip(lam[:3], gam[:3], t0[:3], strict=True)]
+    np.testing.assert_allclose(tp[:3], expected, rtol=1e-13)
+    # lam = 0.5 > 1/e: the closed form 1 / (lam W(1/lam)) instead of the decimal reference
+    x_half = 1 / (0.5 * lambertw(2.0).real)
+    np.testing.assert_allclose(tp[3], x_half - 1.0, rtol=1e-13)
+    np.testing.assert_allclose(xs[[0, 2]], [1 / (0.02 * lambertw(50.0).real), x_half], rtol=1e-13)
+    np.testing.assert_allclose(xs[1], _t_peak_decimal(1e-310, 1.0, 0.0), rtol=1e-13)
+
+
+def test_exp_or_inf_at_the_largest_exponent():
+    top = curve._LOG_MAX
+    assert np.isfinite(np.exp(top)) and curve._exp_or_inf(top) == np.exp(top)
+    assert curve._exp_or_inf(np.nextafter(np.log(np.finfo(float).max), np.inf)) == np.inf

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from massive_activations import audit, reference, registry
 from massive_activations.measurement.trajectories import layer_summary
@@ -37,8 +38,6 @@ def _traj(init: dict, final: dict, layers=(1, 2)) -> pd.DataFrame:
 
 def test_gaussian_ratio_matches_the_order_statistics():
     # E[max of n |z|] ~ Phi^-1(1 - 1/(2n)) grows like sqrt(2 log n); median |z| = 0.6745
-    from scipy import stats
-
     for n in (1_000, 50_000):
         approx = stats.norm.ppf(1 - 0.5 / n) / stats.norm.ppf(0.75)
         assert audit.gaussian_ratio(n) == pytest.approx(approx, rel=0.08)
@@ -68,6 +67,126 @@ def test_wilson_interval_certified_values():
     lo, hi = audit.wilson_interval(15, 148)
     assert lo == pytest.approx(0.0624, abs=1e-4) and hi == pytest.approx(0.1605, abs=1e-4)
     assert all(math.isnan(v) for v in audit.wilson_interval(0, 0))
+
+
+# The statistics against independent implementations (SciPy): Wilson intervals against
+# binomtest(...).proportion_ci(method="wilson") on a table of counts with both edges, at two
+# levels; Spearman's rho against spearmanr (ties included) and its one-sided permutation
+# p-value against permutation_test (exact null).  Mutation testing (make mutation) showed
+# these checks were missing.
+
+COUNTS = [(0, 1), (1, 1), (0, 10), (3, 10), (10, 10), (15, 148), (1, 2), (7, 40), (99, 100)]
+
+
+@pytest.mark.parametrize(("k", "n"), COUNTS)
+@pytest.mark.parametrize("level", [0.95, 0.80])
+def test_wilson_interval_matches_scipy(k, n, level):
+    z = stats.norm.ppf(0.5 + level / 2)
+    ref = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    lo, hi = audit.wilson_interval(k, n, z=z)
+    assert lo == pytest.approx(ref.low, rel=1e-12, abs=1e-15)
+    assert hi == pytest.approx(ref.high, rel=1e-12, abs=1e-15)
+    # inside [0, 1] and around k / n (up to rounding: 10/10 gives hi = 1 - 1e-16)
+    assert 0.0 <= lo <= k / n + 1e-12 and k / n - 1e-12 <= hi <= 1.0
+
+
+def test_wilson_interval_default_level_is_95_percent():
+    ref = stats.binomtest(3, 10).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = audit.wilson_interval(3, 10)
+    assert lo == pytest.approx(ref.low, rel=1e-7) and hi == pytest.approx(ref.high, rel=1e-7)
+    assert all(math.isnan(v) for v in audit.wilson_interval(0, 0))
+
+
+def _scipy_spearman(x, y):
+    """SciPy's rho, and the exact one-sided p-value from SciPy's permutation enumeration with
+    the rank correlation computed, vectorised, from SciPy's ranks."""
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(y)
+
+    def pearson_of_ranks(yy, axis=-1):
+        a = rx - rx.mean()
+        b = yy - yy.mean(axis=axis, keepdims=True)
+        return (b @ a) / np.sqrt((a @ a) * np.sum(b * b, axis=axis))
+
+    res = stats.permutation_test(
+        (ry,),
+        pearson_of_ranks,
+        permutation_type="pairings",
+        alternative="greater",
+        n_resamples=np.inf,
+        vectorized=True,
+    )
+    assert res.statistic == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    return res.statistic, res.pvalue
+
+
+SERIES = [
+    ([1, 2, 3, 4, 5, 6], [0, 2, 1, 3, 5, 4]),
+    ([3.0, 1.0, 2.0, 5.0, 4.0], [10.0, 30.0, 20.0, 20.0, 50.0]),  # a tie in y
+    ([1, 2, 3, 4, 5, 6, 7], [7, 1, 6, 2, 5, 3, 4]),
+    ([1, 2, 3], [3, 1, 2]),
+]
+
+
+@pytest.mark.parametrize(("x", "y"), SERIES)
+def test_spearman_exact_matches_scipy(x, y):
+    rho, p = audit.spearman_permutation(x, y)
+    ref_rho, ref_p = _scipy_spearman(x, y)
+    assert rho == pytest.approx(ref_rho, abs=1e-12)
+    assert p == pytest.approx(ref_p, abs=1e-12)
+
+
+def test_spearman_sampled_null_is_close_to_the_exact_one_and_never_zero():
+    x = np.arange(7)
+    y = np.array([0, 2, 1, 3, 6, 4, 5])
+    ref_rho, ref_p = _scipy_spearman(x, y)
+    rho, p = audit.spearman_permutation(x, y, max_exact=5, n_resamples=4000, seed=3)
+    assert rho == pytest.approx(ref_rho, abs=1e-12)
+    # binomial sd of a 4000-draw estimate of p ~ 0.01 is ~0.0016
+    assert p == pytest.approx(ref_p, abs=0.006)
+    # the sampled p-value counts the observed ordering: (hits + 1) / (draws + 1) > 0
+    rho, p = audit.spearman_permutation(np.arange(12), np.arange(12), max_exact=5, n_resamples=99)
+    assert rho == pytest.approx(1.0) and p == pytest.approx(1 / 100)
+
+
+def test_spearman_seed_and_resamples_are_used():
+    x = np.arange(9)
+    y = np.array([3, 0, 5, 1, 8, 2, 7, 4, 6])  # weakly correlated: p ~ 0.1, not 1/301
+    a = audit.spearman_permutation(x, y, max_exact=5, n_resamples=300, seed=1)[1]
+    b = audit.spearman_permutation(x, y, max_exact=5, n_resamples=300, seed=1)[1]
+    assert a == b  # seeded
+    assert a > 0.02
+    # with 300 draws the p-value is a multiple of 1/301
+    assert (a * 301) == pytest.approx(round(a * 301), abs=1e-9)
+
+
+def test_spearman_exact_up_to_max_exact_points_then_sampled():
+    x = np.arange(6)
+    y = np.array([0, 2, 1, 3, 5, 4])
+    _, ref_p = _scipy_spearman(x, y)
+    # n == max_exact: still the exact null
+    assert audit.spearman_permutation(x, y, max_exact=6)[1] == pytest.approx(ref_p, abs=1e-12)
+    # by default 9 points are sampled with 20000 draws: p is a multiple of 1/20001, and at
+    # least 1/20001 (the exact p of a perfect ordering would be 1/9! = 1/362880)
+    rho, p = audit.spearman_permutation(np.arange(9), np.arange(9))
+    assert rho == pytest.approx(1.0)
+    assert p >= 1 / 20001 and p * 20001 == pytest.approx(round(p * 20001), abs=1e-6)
+
+
+def test_wilson_upper_limit_never_exceeds_one():
+    # without the clamp, rounding puts the upper limit of 20/20 just above 1 (and the lower
+    # limit of 0/7 just below 0)
+    assert all(audit.wilson_interval(n, n)[1] <= 1.0 for n in range(1, 100))
+    assert all(audit.wilson_interval(0, n)[0] >= 0.0 for n in range(1, 100))
+
+
+def test_spearman_refuses_too_few_points_and_constants():
+    with pytest.raises(ValueError, match=">= 3 points"):
+        audit.spearman_permutation([1, 2], [2, 1])
+    with pytest.raises(ValueError, match="constant"):
+        audit.spearman_permutation([1, 1, 1], [1, 2, 3])
+    # three points is enough
+    assert audit.spearman_permutation([1, 2, 3], [1, 2, 3])[1] == pytest.approx(1 / 6)
 
 
 def test_absent_at_init_decides_against_gaussian_noise():

@@ -441,6 +441,8 @@ def _collect(problem: Problem, result, mini, steps, y, base) -> FitResult:
     fit.covar, fit.correl, fit.theta, fit.covar_norm = covar, correl, theta, covar_norm
     fit.at_bound, fit.nfev = at_bound, int(result.nfev)
     fit.problem, fit.minimizer, fit.lmfit_result = problem, mini, result
+    if status == "failed":  # outside the curve's domain: no curve to compare with the data
+        return fit
     res = problem.y - problem.curve(theta)
     n, k = problem.n, h.k
     rss = float(np.sum(res**2))

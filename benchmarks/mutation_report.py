@@ -1,0 +1,227 @@
+"""Mutation testing of the numeric core with mutmut 3, module by module, and its report.
+
+``make mutation`` runs ``run`` then ``report``.  The modules are ``only_mutate`` of
+``[tool.mutmut]`` in ``pyproject.toml``, in that order (most important first).
+
+``run``
+    For each module, ``mutmut run`` on the mutants not yet checked (the first time, on the
+    module's glob ``massive_activations.curve.*``), so a killed run continues where it
+    stopped; the wall time of each call is added to ``mutants/mutation-times.json``.
+``report``
+    Reads mutmut's results (``mutants/<module>.meta``) and writes
+    ``mutants/mutation-report.md`` and ``.csv``: per module, the mutants generated, killed,
+    survived, timed out, without tests, not yet checked, equivalent (listed with a reason in
+    ``benchmarks/mutation_equivalents.yml``) and the score, killed (or timed out) over the
+    checked non-equivalent mutants.  ``--list-survivors`` prints the survivors' names.
+
+Usage::
+
+    nice -n 5 python benchmarks/mutation_report.py run --max-children 2 [MODULE ...]
+    python benchmarks/mutation_report.py report [--list-survivors]
+
+``MODULE`` is a path from ``only_mutate`` or its dotted name (``massive_activations.curve``).
+Run from the repository root, without ``PYTHONPATH`` pointing at ``src`` (mutmut puts
+``mutants/src`` first on the path and checks, with a forced failure, that the tests import
+the mutated copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = ROOT / "mutants"
+TIMES = MUTANTS / "mutation-times.json"
+EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.yml"
+REPORT = MUTANTS / "mutation-report"
+#: mutmut's exit codes (mutmut/stats.py, ``status_by_exit_code``) grouped into columns.
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "unchecked"}
+STATUS.update(dict.fromkeys((36, -24, 24, 152, 255), "timeout"))
+COLUMNS = ("killed", "timeout", "survived", "no tests", "unchecked", "other")
+
+__all__ = ["equivalents", "module_name", "modules", "run", "summary"]
+
+
+def modules() -> list[str]:
+    """The mutated files, ``only_mutate`` of ``[tool.mutmut]``, in their order."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return list(config["only_mutate"])
+
+
+def module_name(path: str) -> str:
+    """``src/massive_activations/curve.py`` -> ``massive_activations.curve``."""
+    return ".".join(Path(path).with_suffix("").parts[1:])
+
+
+def _meta(path: str) -> dict:
+    file = MUTANTS / (path + ".meta")
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def equivalents() -> dict[str, str]:
+    """Equivalent mutants (their mutmut name) and why, from ``mutation_equivalents.yml``."""
+    data = yaml.safe_load(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else None
+    data = data or {}
+    bad = [k for k, v in data.items() if not (isinstance(v, str) and v.strip())]
+    if bad:
+        raise ValueError(f"{EQUIVALENTS}: give each equivalent mutant a reason; missing for {bad}.")
+    return data
+
+
+def _times() -> dict[str, float]:
+    return json.loads(TIMES.read_text()) if TIMES.exists() else {}
+
+
+def run(
+    selected: list[str], max_children: int, rerun_survivors: bool = False, only: str = "*"
+) -> None:
+    """``mutmut run`` module by module on the unchecked mutants, timing each call.
+
+    With ``rerun_survivors``, on the surviving (or test-less) non-equivalent mutants instead:
+    after new tests, this gives the score after them.  ``only`` (a glob on mutant names, e.g.
+    ``*x__collect__*``) restricts either to some functions.
+    """
+    mutmut = Path(sys.executable).with_name("mutmut")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1")
+    for path in selected:
+        name = module_name(path)
+        codes = _meta(path).get("exit_code_by_key")
+        if codes is None:
+            todo = [f"{name}.*"]
+        elif rerun_survivors:
+            eq = equivalents()
+            todo = [k for k, v in codes.items() if v in (0, 5, 33) and k not in eq]
+            todo = [k for k in todo if fnmatch.fnmatch(k, only)]
+            if not todo:
+                print(f"{name}: no survivors", flush=True)
+                continue
+        else:
+            todo = [k for k, v in codes.items() if v is None and fnmatch.fnmatch(k, only)]
+            if not todo:
+                print(f"{name}: every mutant checked", flush=True)
+                continue
+        print(f"{name}: mutmut run on {todo[0] if codes is None else len(todo)}", flush=True)
+        start = time.perf_counter()
+        cmd = [str(mutmut), "run", "--max-children", str(max_children), *todo]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+        elapsed = time.perf_counter() - start
+        times = _times()
+        key = f"{name} (survivors rerun)" if rerun_survivors else name
+        times[key] = times.get(key, 0.0) + elapsed
+        MUTANTS.mkdir(exist_ok=True)
+        TIMES.write_text(json.dumps(times, indent=2))
+        print(f"{name}: {elapsed:.0f} s (exit code {done.returncode})", flush=True)
+        if done.returncode != 0:
+            raise SystemExit(done.returncode)
+
+
+def summary() -> list[dict]:
+    """One row per module: counts by status, equivalents, score and wall time."""
+    eq = equivalents()
+    times = _times()
+    known = set()
+    rows = []
+    for path in modules():
+        name = module_name(path)
+        codes = _meta(path).get("exit_code_by_key", {})
+        known |= set(codes)
+        row = {"module": name, "mutants": len(codes), **dict.fromkeys(COLUMNS, 0)}
+        row["equivalent"] = 0
+        for key, code in codes.items():
+            status = STATUS.get(code, "other")
+            if key in eq:
+                if status != "survived":
+                    print(f"warning: {key} is listed as equivalent but {status}", file=sys.stderr)
+                else:
+                    row["equivalent"] += 1
+                    status = None
+            if status:
+                row[status] += 1
+        scored = row["killed"] + row["timeout"] + row["survived"] + row["no tests"] + row["other"]
+        row["score %"] = (
+            round(100 * (row["killed"] + row["timeout"]) / scored, 1) if scored else None
+        )
+        row["wall s"] = round(times[name]) if name in times else None
+        rerun = times.get(f"{name} (survivors rerun)")
+        row["rerun wall s"] = None if rerun is None else round(rerun)
+        rows.append(row)
+    stale = sorted(k for k in eq if k not in known)
+    if stale and known:
+        print(f"warning: equivalents not among the mutants (renumbered?): {stale}", file=sys.stderr)
+    return rows
+
+
+def report(list_survivors: bool = False) -> None:
+    """Write ``mutants/mutation-report.md`` and ``.csv`` and print the table."""
+    rows = summary()
+    header = list(rows[0])
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *(
+            "| " + " | ".join("" if r[h] is None else str(r[h]) for h in header) + " |"
+            for r in rows
+        ),
+    ]
+    note = (
+        "score: killed or timed out over checked non-equivalent mutants (survived and no-test "
+        "mutants count against it); unchecked: not run yet. Equivalents: "
+        "benchmarks/mutation_equivalents.yml."
+    )
+    MUTANTS.mkdir(exist_ok=True)
+    Path(f"{REPORT}.md").write_text("# Mutation testing\n\n" + "\n".join(lines) + f"\n\n{note}\n")
+    with open(f"{REPORT}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    print("\n".join(lines))
+    print(f"\n{note}\nWritten: {REPORT}.md, {REPORT}.csv")
+    if list_survivors:
+        eq = equivalents()
+        for path in modules():
+            for key, code in _meta(path).get("exit_code_by_key", {}).items():
+                if STATUS.get(code) in ("survived", "no tests") and key not in eq:
+                    print(key, STATUS[code])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="mutmut run, module by module, resumable")
+    p_run.add_argument("modules", nargs="*", help="paths or dotted names (default: all)")
+    p_run.add_argument("--max-children", type=int, default=2)
+    p_run.add_argument(
+        "--rerun-survivors", action="store_true", help="rerun the survivors (after new tests)"
+    )
+    p_run.add_argument("--only", default="*", help="glob on mutant names, e.g. '*x__collect__*'")
+    p_report = sub.add_parser("report", help="write mutants/mutation-report.md and .csv")
+    p_report.add_argument("--list-survivors", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        every = modules()
+        chosen = every
+        if args.modules:
+            by_name = {module_name(p): p for p in every} | {p: p for p in every}
+            unknown = [m for m in args.modules if m not in by_name]
+            if unknown:
+                raise SystemExit(f"Unknown modules {unknown}: choose from {sorted(by_name)}.")
+            chosen = [by_name[m] for m in args.modules]
+        run(chosen, args.max_children, args.rerun_survivors, args.only)
+    else:
+        report(args.list_survivors)
+
+
+if __name__ == "__main__":
+    main()
