@@ -76,6 +76,8 @@ archs = architectures_table(suite, data_dir)
 fits = registry.read_optional("fits.parquet", data_dir, suite)
 results = registry.read_optional("predictor.parquet", data_dir, suite)
 importance = registry.read_optional("importance.parquet", data_dir, suite)
+power = registry.read_optional("predictor_power.parquet", data_dir, suite)
+splits = registry.read_optional("predictor_splits.parquet", data_dir, suite)
 imps = None if importance is None else importances_by_target(importance)
 lm = None
 if pretrained:
@@ -86,6 +88,8 @@ inputs = {
     "activation trajectories (model, step, layer)": len(traj),
     "fits (rows)": 0 if fits is None else len(fits),
     "predictor validations (rows)": 0 if results is None else len(results),
+    "power checks of the predictor (rows)": 0 if power is None else len(power),
+    "repeated 80/20 splits (rows)": 0 if splits is None else len(splits),
     "importance rankings (targets)": 0 if imps is None else len(imps),
     "SmolLM2 layers measured": 0 if lm is None else len(lm),
 }
@@ -106,7 +110,8 @@ display(Markdown("\n".join(f"- **{word}**: {meaning}." for word, meaning
 
 # %%
 ledger = audit.build_ledger(traj, archs, fits=fits, predictor_results=results, importances=imps,
-                            pretrained=lm, seed=seed, table=table)  # fmt: skip
+                            pretrained=lm, seed=seed, table=table, predictor_power=power,
+                            predictor_splits=splits)  # fmt: skip
 written = registry.write(ledger, "ledger.csv", data_dir, suite)
 
 # %% tags=["hide-input"]
