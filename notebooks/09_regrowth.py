@@ -42,7 +42,7 @@ n_bootstrap = 100
 comparison_suite = "default"
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import json
 
 import matplotlib.pyplot as plt
@@ -106,7 +106,7 @@ glue("rule_same", rules.SAME_ELEMENT, display=False)
 #
 # No regrowth within the budget is a result: it bounds how fast the model rebuilds it.
 
-# %%
+# %% tags=["hide-input"]
 if threads is not None:
     torch.set_num_threads(int(threads))
 data = regrowth_data(config, data_dir, reuse=reuse)
@@ -141,7 +141,7 @@ glue("n_eval", cfg.n_eval, display=False)
 # windows. Per layer, the mean absolute attention write, MLP write and layer output there;
 # the writer is the first write that reaches half of the element's peak.
 
-# %%
+# %% tags=["hide-input"]
 plot_locate(data.locate)
 plt.show()
 data.locate[data.locate.layer.between(writer["layer"] - 1, writer["layer"] + 1)].round(3)
@@ -153,7 +153,7 @@ data.locate[data.locate.layer.between(writer["layer"] - 1, writer["layer"] + 1)]
 # peak over layers is {glue:text}`w_peak:,.0f`. The write is a sum over the units that feed
 # the writer's output projection, $\sum_j W_{cj} a_j$; a few units carry almost all of it:
 
-# %%
+# %% tags=["hide-input"]
 units = data.writer_units
 rate = data.record["adam_rate_limit_per_step"]
 glue("top2_share", float(units.share.head(2).sum()), display=False)
@@ -183,7 +183,7 @@ units.head(6).round(3)
 # the whole sub-module, `ablation="reinit"`, removes the detector that decides when to fire
 # as well, and damages the layer's other functions.)
 
-# %%
+# %% tags=["hide-input"]
 plot_ablation(traj)
 plt.show()
 ablated0 = traj[(traj.run == "ablated") & (traj.step == 0)].set_index("layer")
@@ -230,7 +230,7 @@ display(Markdown("\n".join(f"- **{k}:** {v}" for k, v in settings.items())))
 # %% [markdown]
 # The held-out and training losses of both runs, the original model's held-out loss dashed:
 
-# %%
+# %% tags=["hide-input"]
 plot_losses(traj, data.log)
 plt.show()
 
@@ -239,7 +239,7 @@ plt.show()
 # the end, the last two, and others spaced over depth) in both runs, the original's value
 # dashed:
 
-# %%
+# %% tags=["hide-input"]
 plot_runs(traj, layers)
 plt.show()
 
@@ -247,7 +247,7 @@ plt.show()
 # The element itself: its mean absolute value in every layer and at every measured step.
 # Where it comes back, this map shows in which layer it is written now.
 
-# %%
+# %% tags=["hide-input"]
 plot_element_map(traj)
 plt.show()
 plot_runs(traj, layers, quantity="element_abs",
@@ -262,7 +262,7 @@ plt.show()
 # weights, the window from the early minimum), with covariance and profile intervals, and a
 # bootstrap over the evaluation windows for the featured layers.
 
-# %%
+# %% tags=["hide-input"]
 fits = fit_regrowth(data.activations, n_bootstrap=n_bootstrap, bootstrap_layers=layers,
                     seed=seed, suite=data.folder.name)  # fmt: skip
 registry.write(fits.table, "regrowth_fits.parquet", data.folder.parent, data.folder.name)
@@ -280,7 +280,7 @@ verdicts
 # The ablated run's ratios next to the mini suite's, trained from scratch (chapters 2 and 3):
 # regrowth starts from a trained model that has lost one element, birth from random weights.
 
-# %%
+# %% tags=["hide-input"]
 suite_traj, suite_model, note = suite_curves(comparison_suite, data_dir)
 plot_beside_suite(traj, layers, suite_traj, suite_model)
 plt.show()
@@ -292,7 +292,7 @@ if note:
 #
 # The decision rules above, applied:
 
-# %%
+# %% tags=["hide-input"]
 found = regrowth_findings(traj, data.activations, writer, rate, fits.table)
 answers = found.set_index("key").answer
 for key in ("returns_at_writer", "returns_anywhere", "same_element", "hypothesis"):
