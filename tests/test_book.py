@@ -140,7 +140,7 @@ def test_status_page_lists_the_data_files_of_each_notebook(smoke_book):
 @pytest.mark.book
 def test_claims_ledger_has_every_claim_with_values_and_a_verdict(smoke_book):
     from massive_activations import reference
-    from massive_activations.audit.ledger import LEDGER_COLUMNS, VERDICTS
+    from massive_activations.audit.verdicts import LEDGER_COLUMNS, VERDICTS
 
     page = (smoke_book / "html" / "notebooks" / "06_claims_ledger.html").read_text()
     tables = [t for t in re.findall(r"<table.*?</table>", page, flags=re.S) if "verdict" in t]

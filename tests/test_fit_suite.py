@@ -146,6 +146,7 @@ def test_recovery_table_counts_coverage_and_identification():
             "t_peak_lo": [4.0, 40.0, 1.0],
             "t_peak_hi": [6.0, 60.0, 9.0],
             "regime": ["early_peak", "undetermined", "early_peak"],
+            "t_peak_identified": pd.array([True, False, True], dtype="boolean"),
         }
     )
     truths = {"a": {"K": 1.2, "t_peak": 5.5}, "b": {"K": 10.0, "t_peak": 20.0}}

@@ -319,7 +319,7 @@ def test_paper_architectures_and_features_come_from_the_reference():
     features = features_table(suite_architectures("paper").values())
     assert len(features) == 188
     one = features[(features.model == "pythia-1b") & (features.layer == 4)].iloc[0]
-    assert one["l_over_L"] == 4 / 16 and one["H_over_d"] == 8 / 2048
+    assert one["l_over_L"] == (4 - 1) / (16 - 1) and one["H_over_d"] == 8 / 2048
     both = suite_architectures("pythia")
     assert len(both) == 18 and both["pythia-70m-deduped"].d_model == 512
     assert len(architectures_table("pythia")) == 18

@@ -296,7 +296,7 @@ def fit_all(
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    for n in PARAM_NAMES:
+    for n in (*PARAM_NAMES, "t_peak"):
         df[f"{n}_identified"] = df[f"{n}_identified"].astype("boolean")
     order = {h: i for i, h in enumerate(HYPOTHESES)}
     df["_h"] = df["hypothesis"].map(order)
@@ -472,7 +472,7 @@ def recovery_table(fits: pd.DataFrame, truths: dict) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by (model, parameter): ``true``, ``median_estimate``, ``n_fits``,
-        ``n_identified`` (flagged identified; for ``t_peak``: a regime was called),
+        ``n_identified`` (flagged identified; for ``t_peak``: ``t_peak_identified``),
         ``n_covered`` (the reported 95 % interval, ``<name>_lo/_hi``, holds the truth) and
         ``n_covered_identified`` (the same among the identified ones).
     """
@@ -482,10 +482,7 @@ def recovery_table(fits: pd.DataFrame, truths: dict) -> pd.DataFrame:
         for name, true in params.items():
             lo, hi = f[f"{name}_lo"], f[f"{name}_hi"]
             covered = (lo <= true) & (true <= hi)
-            if name == "t_peak":
-                ident = f["regime"] != "undetermined"
-            else:
-                ident = f[f"{name}_identified"].fillna(False).astype(bool)
+            ident = f[f"{name}_identified"].fillna(False).astype(bool)
             rows.append(
                 {
                     "model": model,
