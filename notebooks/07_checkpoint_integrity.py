@@ -26,7 +26,9 @@
 # **Parameters (papermill):** `suite`, `data_dir`, `reuse` (our suites: read the committed
 # data), `max_step` (the initial-checkpoint check looks at steps up to it), `seed` (unused
 # by the checks, which are deterministic; kept for the fits of the last section),
-# `n_sequences`, `seq_len`, `device` (extraction settings for `pythia-<size>`).
+# `n_sequences`, `seq_len`, `device` (extraction settings for `pythia-<size>`), `variant`
+# (which evaluation sequences of our suites: `"raw"`, the paper's raw text slices, or
+# `"eot_first"`; see chapter 3).
 
 # %% tags=["parameters"]
 suite = "default"
@@ -37,6 +39,7 @@ seed = 0
 n_sequences = 10
 seq_len = 2048
 device = "cpu"
+variant = "raw"
 
 # %%
 import pandas as pd
@@ -52,14 +55,15 @@ from massive_activations.suite.configs import SUITES
 
 if suite in SUITES or suite.startswith("pythia-"):
     table = suite_activations(suite, data_dir, reuse=reuse, n_sequences=n_sequences,
-                              seq_len=seq_len, device=device)  # fmt: skip
+                              seq_len=seq_len, device=device, variant=variant)  # fmt: skip
     archs = architectures_table(suite, data_dir, seq_len=seq_len)
 else:  # an imported table: its models are Pythia's (the paper's release)
     table = read_table(f"{data_dir}/{suite}/activations.parquet")
     archs = architectures_table("pythia-70m", seq_len=seq_len)
 models = sorted(table["model"].unique())
+shown = f", evaluation sequences `{variant}`" if "variant" in table.columns else ""
 display(Markdown(f"Suite `{suite}`: {len(models)} models, {table.step.nunique()} checkpoint "
-                 f"steps, {len(table):,} rows."))  # fmt: skip
+                 f"steps, {len(table):,} rows{shown}."))  # fmt: skip
 
 # %% [markdown]
 # ## What was found upstream
