@@ -52,9 +52,11 @@ book: $(STAMP)
 standin: $(STAMP)
 	$(PY) -m massive_activations.datasets.standin $(STANDIN) --smoke --overwrite
 
-## check-book: no page of _build/html (after make book) shows stderr, a warning or a traceback
-check-book: $(STAMP)
+## check-book: no page of _build/html (after make book) shows stderr, a warning or a traceback;
+## every chapter page opens in headless Chromium (code behind toggles, figures respond)
+check-book: $(STAMP) browser
 	$(PY) -m massive_activations.book check _build/html
+	$(PY) -m massive_activations.book browse _build/html
 
 ## data: regenerate the default suite (corpus, tokenizer, training, extraction) into data/default
 ## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)

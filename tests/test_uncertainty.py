@@ -134,12 +134,41 @@ def test_unidentified_log_rise_parameters_are_flagged():
         fit.flags = identifiability(fit)
         flagged += bool(fit.flags["K"])
     assert flagged >= 9
-    good = _fit(_seqs(0))
-    flags = identifiability(good)
+    seqs = _seqs(0)
+    good = assess(_fit(seqs), seqs, profile=False, n_bootstrap=30)
+    flags = good.flags
+    assert good.model_free["regime"] == "early_peak" == good.regime
     assert flags["K"] == () and flags["t0"] == ()
-    # A and lam trade off (|r| > 0.99) but are precise: flagged, yet identified
-    assert flags["A"][0].startswith("correlated:") and is_identified(flags["A"])
+    # lam trades off against A (|r| > 0.99) but is precise: flagged, yet identified
+    assert all(f.startswith("correlated:") for f in flags["lam"]) and is_identified(flags["lam"])
+    # A's intervals miss on the coverage benchmark: never identified, whatever its width
+    assert "uncalibrated" in flags["A"] and not is_identified(flags["A"])
     assert not is_identified(("correlated:K", "imprecise"))
+
+
+def test_an_early_peak_the_trajectory_does_not_confirm_identifies_nothing():
+    from massive_activations.fitting.uncertainty import regime_confirmed, t_peak_identified
+
+    seqs = _seqs(0)
+    mf = {"regime": "log_rise", "drop_z": 0.5, "slope_z": 4.0}
+    fit = assess(_fit(seqs), seqs, profile=False, n_bootstrap=30, model_free=mf)
+    # Eq. 9's own call stands, but without the model-free call's agreement nothing is vouched
+    assert fit.regime == "early_peak" and fit.model_free == mf
+    assert not regime_confirmed(fit) and t_peak_identified(fit) is False
+    assert all("unconfirmed" in f for f in fit.flags.values())
+    assert not any(is_identified(f) for f in fit.flags.values())
+    agreed = assess(_fit(seqs), seqs, profile=False, n_bootstrap=30)
+    assert regime_confirmed(agreed) and t_peak_identified(agreed) is True
+    assert not any("unconfirmed" in f for f in agreed.flags.values())
+
+
+def test_assess_calls_the_model_free_regime_from_the_fitted_points_without_sequences():
+    from massive_activations.fitting.regimes import model_free_regime
+
+    seqs = _seqs(0)
+    fit = assess(_fit(seqs), profile=False)
+    assert fit.model_free == model_free_regime(fit.steps, fit.problem.y)
+    assert fit.model_free["regime"] == "early_peak"
 
 
 def test_flags_name_their_reason():

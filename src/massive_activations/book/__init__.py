@@ -5,6 +5,7 @@ Modules, lowest first: :mod:`~massive_activations.book.execute` (papermill runs,
 :mod:`~massive_activations.book.annotate` (provenance cell and cell notes),
 :mod:`~massive_activations.book.cells` (which code cells a reader sees),
 :mod:`~massive_activations.book.html_check` (no stderr, warning or traceback on a page),
+:mod:`~massive_activations.book.browse` (every chapter page in headless Chromium),
 :mod:`~massive_activations.book.data_card` (the data-card page),
 :mod:`~massive_activations.book.sphinx_ext` (the book's Sphinx extension) and
 :mod:`~massive_activations.book.build` (the whole build; ``python -m massive_activations.book``).

@@ -5,6 +5,7 @@ One entry point for the book and for the tests::
     python -m massive_activations.book build --profile default      # make book
     python -m massive_activations.book build --profile smoke --out /tmp/x
     python -m massive_activations.book check _build/html           # make check-book
+    python -m massive_activations.book browse _build/html          # make check-book, too
 
 Steps:
 
@@ -218,6 +219,26 @@ def _check(html: Path) -> int:
     return 0
 
 
+def _browse(html: Path) -> int:
+    import pandas as pd
+
+    from massive_activations.book.browse import browse_book
+
+    try:
+        rows, problems = browse_book(html)
+    except FileNotFoundError as exc:
+        print(f"[book] error: {exc}", file=sys.stderr)
+        return 1
+    print(pd.DataFrame(rows).to_string(index=False), flush=True)
+    for problem in problems:
+        print(f"[book] {problem}", file=sys.stderr)
+    if problems:
+        print(f"[book] {len(problems)} problem(s) in the browser.", file=sys.stderr)
+        return 1
+    print(f"[book] {html}: {len(rows)} chapter pages open cleanly in Chromium", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m massive_activations.book",
@@ -240,9 +261,17 @@ def main(argv: list[str] | None = None) -> int:
         "check", help="check the built HTML: no stderr, warning or traceback on any page"
     )
     c.add_argument("html", type=Path, nargs="?", default=None, help="default: _build/html")
+    w = sub.add_parser(
+        "browse",
+        help="open every chapter page in headless Chromium: it loads without console errors, "
+        "code is behind toggles, prose comes first, interactive figures respond",
+    )
+    w.add_argument("html", type=Path, nargs="?", default=None, help="default: _build/html")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.html or repo_root() / "_build" / "html")
+    if args.command == "browse":
+        return _browse(args.html or repo_root() / "_build" / "html")
     overrides: dict = {}
     for item in args.param:
         try:

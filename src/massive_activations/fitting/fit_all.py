@@ -127,8 +127,9 @@ def fit_layer(
                 n_bootstrap=n_bootstrap if hyp in bootstrap else 0,
                 seed=layer_seed,
                 level=level,
+                model_free=free,
             )
-            fit.model_free = free
+            fit.model_free = free  # also on failed fits, which assess leaves unchanged
             out.append(fit)
     return out
 
