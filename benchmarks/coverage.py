@@ -19,8 +19,8 @@ parameter and ``t_peak``, each interval method is checked against the truth:
 
 Printed: the regime calls against the truth, for Eq. 9's call (the ``t_peak`` interval),
 the model-free call (drop from the peak and end slope) and the call the package stands
-behind, where both agree (an early peak called a logarithmic rise, or the reverse, is a
-"cross-call"); coverage over every converged fit with a finite interval ("all"); and over
+behind, where both agree (:func:`~massive_activations.fitting.regimes.agreed_regime`; an
+early peak called a logarithmic rise, or the reverse, is a "cross-call"); coverage over every converged fit with a finite interval ("all"); and over
 the parameters the package flags as identified ("identified"), which is the population the
 goal (90-98 %) is about, with the 95 % Wilson interval of each share; ``n`` is the number of
 intervals behind each share.
@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from massive_activations.audit.statistics import wilson_interval
 from massive_activations.fitting import intervals
 from massive_activations.fitting.procedures import fit_series
+from massive_activations.fitting.regimes import agreed_regime
 from massive_activations.fitting.synthetic import draw_family
 from massive_activations.fitting.uncertainty import assess, is_identified, t_peak_identified
 from massive_activations.measurement.trajectories import LayerSequences
@@ -66,8 +67,8 @@ def one(args) -> list[dict]:
         return [head]
     assess(fit, seqs, profile=("K", "lam"), n_bootstrap=n_boot, seed=i)
     mf = fit.model_free.get("regime", "undetermined")
-    head.update(eq9_call=fit.regime, mf_call=mf,
-                agreed_call=fit.regime if fit.regime == mf else "undetermined")  # fmt: skip
+    agreed = agreed_regime(fit.regime, fit.model_free, fit.intervals["t_peak"])
+    head.update(eq9_call=fit.regime, mf_call=mf, agreed_call=agreed)
     cov = fit.covariance_ci()
     cov["t_peak"] = fit.t_peak_delta
     ar1 = intervals.theta_intervals(fit, intervals.hac_covariance(fit))

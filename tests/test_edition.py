@@ -187,3 +187,9 @@ def test_suite_fits_reads_covering_fits_and_refits_otherwise(tmp_path, monkeypat
     _, source = suite_fits(table, tmp_path, "s", n_bootstrap=0, n_jobs=1)
     assert source == "fitted now (fits.parquet lacked 1 of the table's layers)"
     assert len(calls) == 3
+    # fits written before a column the registry now requires are fitted again
+    old = fits.drop(columns=["mf_peak_lo", "mf_peak_hi"])
+    old.to_parquet(registry.path("fits.parquet", tmp_path, "s"))  # as an older version wrote it
+    _, source = suite_fits(table, tmp_path, "s", n_bootstrap=0, n_jobs=1)
+    assert source == "fitted now (fits.parquet predates the columns ['mf_peak_lo', 'mf_peak_hi'])"
+    assert len(calls) == 4

@@ -381,7 +381,9 @@ def _fits(n_models: int = 10):
                          "r2": r2, "r2_all": r2 - (0.01 if proc == "paper" else 0.0),
                          "t_peak": 50.0 if edge else 1e6,
                          "t_peak_boot_lo": 1.0, "t_peak_boot_hi": 2.0, "t_peak_delta_lo": 1.0,
-                         "t_peak_delta_hi": 2.0, "regime": regime, "mf_regime": regime}
+                         "t_peak_delta_hi": 2.0, "regime": regime, "mf_regime": regime,
+                         "t_peak_lo": 40.0 if edge else 2e5, "t_peak_hi": 60.0 if edge else np.inf,
+                         "mf_peak_lo": 0.0, "mf_peak_hi": np.inf}
                     )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -419,6 +421,11 @@ def test_a_regime_counts_only_where_eq9_and_the_model_free_call_agree():
     assert "20 where the calls disagree" in row["our_value"]
     agreed = audit.agreed_regimes(disagree)
     assert (agreed.loc[agreed.regime == "early_peak", "agreed"] == "undetermined").all()
+    # both call it an early peak, but the model-free peak lies elsewhere: not agreed
+    elsewhere = _fits().assign(mf_peak_lo=1e5, mf_peak_hi=1.4e5)
+    agreed = audit.agreed_regimes(elsewhere)
+    assert (agreed.loc[agreed.regime == "early_peak", "agreed"] == "undetermined").all()
+    assert (agreed.loc[agreed.regime == "log_rise", "agreed"] == "log_rise").all()
 
 
 def test_too_few_layers_is_inconclusive_not_untestable():

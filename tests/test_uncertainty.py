@@ -266,3 +266,18 @@ def test_t_peak_delta_with_an_unbounded_covariance_is_nan_without_a_warning():
         warnings.simplefilter("error")
         tp, lo, hi = t_peak_delta(fit)
     assert np.isfinite(tp) and np.isnan(lo) and np.isnan(hi)
+
+
+def test_an_agreed_early_peak_needs_both_calls_to_see_the_same_peak():
+    from massive_activations.fitting.regimes import agreed_regime
+
+    mf = {"regime": "early_peak", "peak_lo": 90_000.0, "peak_hi": 140_000.0}
+    # a flat trajectory: Eq. 9 puts a peak in the first steps, the drop test one at the end
+    assert agreed_regime("early_peak", mf, (30.0, 250.0)) == "undetermined"
+    assert agreed_regime("early_peak", mf, (30.0, 95_000.0)) == "early_peak"
+    assert agreed_regime("early_peak", {**mf, "peak_lo": np.nan}, (30.0, 95_000.0)) == (
+        "undetermined"
+    )
+    assert agreed_regime("log_rise", {"regime": "log_rise"}, (2e5, np.inf)) == "log_rise"
+    assert agreed_regime("log_rise", mf, (2e5, np.inf)) == "undetermined"
+    assert agreed_regime("undetermined", {"regime": "undetermined"}, (0, 1)) == "undetermined"

@@ -27,6 +27,7 @@ from massive_activations.audit.verdicts import (
     untestable,
 )
 from massive_activations.fitting.fit_all import CONVERGED, regime_table
+from massive_activations.fitting.regimes import agreed_regime
 
 __all__ = [
     "MAX_FAILED_SHARE",
@@ -46,15 +47,28 @@ MAX_FAILED_SHARE = 0.10
 def agreed_regimes(fits: pd.DataFrame) -> pd.DataFrame:
     """Per layer: Eq. 9's regime, the model-free one and the agreed one.
 
-    ``agreed`` is the common call when both calls name the same regime, else
-    ``"undetermined"``; ``position`` is ``"first"``, ``"last"`` or ``"middle"`` (a one-layer
-    model's layer is both first and last: ``"first"``).
+    ``agreed`` is :func:`~massive_activations.fitting.regimes.agreed_regime`: the common call
+    when both calls name the same regime (for an early peak, the model-free peak region
+    ``mf_peak_lo``-``mf_peak_hi`` must also overlap the ``t_peak`` interval), else
+    ``"undetermined"``; a table without the model-free columns has no agreed regime.
+    ``position`` is ``"first"``, ``"last"`` or ``"middle"`` (a one-layer model's layer is
+    both first and last: ``"first"``).
     """
     rt = regime_table(fits, "eq9", "ours")
-    if "mf_regime" not in rt.columns:
-        rt["mf_regime"] = "undetermined"
-    same = rt["regime"] == rt["mf_regime"]
-    rt["agreed"] = np.where(same & (rt["regime"] != "undetermined"), rt["regime"], "undetermined")
+    for col, empty in (
+        ("mf_regime", "undetermined"),
+        ("mf_peak_lo", np.nan),
+        ("mf_peak_hi", np.nan),
+        ("t_peak_lo", np.nan),
+        ("t_peak_hi", np.nan),
+    ):
+        if col not in rt.columns:
+            rt[col] = empty
+    rt["agreed"] = [
+        agreed_regime(r.regime, {"regime": r.mf_regime, "peak_lo": r.mf_peak_lo,
+                                 "peak_hi": r.mf_peak_hi}, (r.t_peak_lo, r.t_peak_hi))
+        for r in rt.itertuples()
+    ]  # fmt: skip
     rt["position"] = np.select(
         [rt["layer"] == 1, rt["layer"] == rt["n_layers"]], ["first", "last"], "middle"
     )

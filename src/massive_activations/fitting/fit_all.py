@@ -176,6 +176,8 @@ def fit_row(fit: FitResult, **keys) -> dict:
         regime=fit.regime,
         mf_regime=free.get("regime", "undetermined"),
         drop_z=free.get("drop_z", np.nan),
+        mf_peak_lo=free.get("peak_lo", np.nan),
+        mf_peak_hi=free.get("peak_hi", np.nan),
         slope_z=free.get("slope_z", np.nan),
         r2=fit.r2,
         r2_all=fit.r2_all,
@@ -450,7 +452,19 @@ def regime_table(
         "t_peak_delta_lo",
         "t_peak_delta_hi",
         "regime",
-        *[c for c in ("t_peak_lo", "t_peak_hi", "mf_regime", "drop_z", "slope_z") if c in rows],
+        *[
+            c
+            for c in (
+                "t_peak_lo",
+                "t_peak_hi",
+                "mf_regime",
+                "drop_z",
+                "slope_z",
+                "mf_peak_lo",
+                "mf_peak_hi",
+            )
+            if c in rows
+        ],
     ]
     out = rows[cols].copy()
     early = (out["layer"] <= 3) | (out["layer"] >= out["n_layers"] - 1)

@@ -14,7 +14,13 @@ so the ledger can count a regime only where both agree:
 
 An **early peak** drops significantly (``drop_z > Z_DROP``) and is not rising at the end
 (``slope_z < Z_SLOPE``); a **logarithmic rise** rises at the end (``slope_z > Z_SLOPE``) and has
-not dropped (``drop_z < Z_SLOPE``); anything else is undetermined.  The example the issue
+not dropped (``drop_z < Z_SLOPE``); anything else is undetermined.
+
+:func:`agreed_regime` combines this call with Eq. 9's: the regime both name, and for an early
+peak only when the two also agree on where the peak is (the :func:`peak_region` overlaps the
+fit's ``t_peak`` interval).  On the broad family of ``benchmarks/coverage.py`` a flat
+trajectory can pass both tests with a noise bump: Eq. 9 put its peak in the first hundred
+steps, the drop test at the end of training; the overlap rule sets such a layer aside.  The example the issue
 tracker gave: a ratio 15 % below its peak at the end with 2.3 % checkpoint noise has
 ``drop_z`` near 5, an early peak, whatever a curve says.
 """
@@ -23,7 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Z_DROP", "Z_SLOPE", "checkpoint_noise", "model_free_regime", "peak_region"]
+__all__ = [
+    "Z_DROP",
+    "Z_SLOPE",
+    "agreed_regime",
+    "checkpoint_noise",
+    "model_free_regime",
+    "peak_region",
+]
 
 #: Drop from the peak that counts as a decline, in noise units (a one-sided 3-sigma test).
 Z_DROP = 3.0
@@ -84,9 +97,10 @@ def model_free_regime(steps, y) -> dict:
     Returns
     -------
     dict
-        ``sigma``, ``drop`` (log units), ``drop_z``, ``peak_step``, ``slope`` (d log y /
-        d log t over the last third), ``slope_z``, and ``regime``: ``"early_peak"``,
-        ``"log_rise"`` or ``"undetermined"``.
+        ``sigma``, ``drop`` (log units), ``drop_z``, ``peak_step``, ``peak_lo`` and
+        ``peak_hi`` (the :func:`peak_region`), ``slope`` (d log y / d log t over the last
+        third), ``slope_z``, and ``regime``: ``"early_peak"``, ``"log_rise"`` or
+        ``"undetermined"``.
     """
     t, ly = _log_series(steps, y)
     out = {
@@ -94,6 +108,8 @@ def model_free_regime(steps, y) -> dict:
         "drop": np.nan,
         "drop_z": np.nan,
         "peak_step": np.nan,
+        "peak_lo": np.nan,
+        "peak_hi": np.nan,
         "slope": np.nan,
         "slope_z": np.nan,
         "regime": "undetermined",
@@ -105,6 +121,7 @@ def model_free_regime(steps, y) -> dict:
     smooth = _running_median3(ly)
     i = int(np.argmax(smooth))
     out["peak_step"] = float(t[i])
+    out["peak_lo"], out["peak_hi"] = peak_region(steps, y)
     out["drop"] = float(smooth[i] - np.mean(smooth[-2:]))
     out["drop_z"] = out["drop"] / (sigma * np.sqrt(2))
     tail = slice(max(0, t.size - max(4, t.size // 3)), t.size)
@@ -118,3 +135,36 @@ def model_free_regime(steps, y) -> dict:
     elif out["slope_z"] > Z_SLOPE and out["drop_z"] < Z_SLOPE:
         out["regime"] = "log_rise"
     return out
+
+
+def agreed_regime(eq9_regime: str, model_free: dict, t_peak_interval) -> str:
+    """The regime Eq. 9's call and the model-free call agree on, else ``"undetermined"``.
+
+    Parameters
+    ----------
+    eq9_regime : str
+        The fit's call from its ``t_peak`` interval
+        (:func:`massive_activations.fitting.uncertainty.classify`).
+    model_free : dict
+        :func:`model_free_regime`'s output (``regime``, ``peak_lo``, ``peak_hi``).
+    t_peak_interval : tuple of float
+        The fit's reported ``t_peak`` interval.
+
+    Returns
+    -------
+    str
+        ``eq9_regime`` when both calls name it (and it is not ``"undetermined"``); an early
+        peak moreover needs the model-free peak region ``[peak_lo, peak_hi]`` to overlap the
+        ``t_peak`` interval (both calls must see the same peak).  Otherwise
+        ``"undetermined"``.
+    """
+    call = model_free.get("regime", "undetermined")
+    if eq9_regime != call or eq9_regime == "undetermined":
+        return "undetermined"
+    if eq9_regime == "early_peak":
+        lo, hi = (float(v) for v in t_peak_interval)
+        p_lo = float(model_free.get("peak_lo", np.nan))
+        p_hi = float(model_free.get("peak_hi", np.nan))
+        if not (p_lo <= hi and lo <= p_hi):  # False with any NaN
+            return "undetermined"
+    return eq9_regime

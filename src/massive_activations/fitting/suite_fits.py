@@ -70,9 +70,14 @@ def suite_fits(
     reason = ""
     if stored is not None:
         missing = missing_layers(stored, table)
-        if not missing:
+        old = [c for c in registry.required_columns(FITS_FILE) if c not in stored.columns]
+        if not missing and not old:
             return stored, f"read from {FITS_FILE}"
-        reason = f" ({FITS_FILE} lacked {len(missing)} of the table's layers)"
+        reason = (
+            f" ({FITS_FILE} lacked {len(missing)} of the table's layers)"
+            if missing
+            else f" ({FITS_FILE} predates the columns {old})"
+        )
     fits = fit_all(
         table, window=window, n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs,
         progress=progress,

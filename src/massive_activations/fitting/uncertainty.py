@@ -39,7 +39,7 @@ from scipy import special, stats
 from massive_activations.fitting.batch_lsq import batch_least_squares
 from massive_activations.fitting.intervals import REFIT, expanded_tail, reported_intervals
 from massive_activations.fitting.procedures import FitResult
-from massive_activations.fitting.regimes import model_free_regime
+from massive_activations.fitting.regimes import agreed_regime, model_free_regime
 from massive_activations.measurement.trajectories import LayerSequences
 
 __all__ = [
@@ -359,14 +359,14 @@ def regime_confirmed(fit: FitResult) -> bool:
     training (``fit.regime == "early_peak"``) and the model-free call of
     :func:`~massive_activations.fitting.regimes.model_free_regime` (``fit.model_free``,
     filled by :func:`assess`: a significant drop from the peak and no rise at the end) says
-    early peak too.  The curve alone is not enough: on the broad family of
-    ``benchmarks/coverage.py`` about 2 % of logarithmic rises (``t_peak`` beyond the last
-    step) get an Eq. 9 ``t_peak`` interval inside training.
+    early peak too, with its peak region overlapping the ``t_peak`` interval
+    (:func:`~massive_activations.fitting.regimes.agreed_regime`).  The curve alone is not
+    enough: on the broad family of ``benchmarks/coverage.py`` about 2-3 % of logarithmic
+    rises (``t_peak`` beyond the last step) get an Eq. 9 ``t_peak`` interval inside training.
     """
-    return (
-        fit.status == "ok"
-        and fit.regime == "early_peak"
-        and fit.model_free.get("regime") == "early_peak"
+    interval = fit.intervals.get("t_peak", (np.nan, np.nan))
+    return fit.status == "ok" and (
+        agreed_regime(fit.regime, fit.model_free, interval) == "early_peak"
     )
 
 
