@@ -12,28 +12,24 @@ elsewhere).  A missing browser fails the test: it is part of ``make test``.
 
 from __future__ import annotations
 
-import functools
-import os
 import shutil
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from massive_activations.book import build_book, html_problems, repo_root
+from massive_activations.book.browse import browse_book, chromium, serve
 
 pytestmark = pytest.mark.browser
 
 ROOT = repo_root()
-CHROMIUM = os.environ.get("MA_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("MA_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 PAGE = """# %% [markdown]
 # # Browser check
 #
-# A table, and an interactive figure in a numbered caption: {numref}`fig-explorer`.
+# A table, and an interactive figure in a numbered caption: {numref}`fig-explorer`. The page
+# opens with prose, as a chapter does, before any code cell that a reader sees on it.
 
 # %% tags=["parameters"]
 n_steps = 6
@@ -118,53 +114,17 @@ def mini_html(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(mini_html):
-    handler = functools.partial(_QuietHandler, directory=str(mini_html))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
+    with serve(mini_html) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
-    if missing:
-        pytest.fail(
-            f"The browser test needs Chromium and chromedriver; {missing} not found. Run "
-            "`make browser` (apt-get install chromium chromium-driver) or set MA_CHROMIUM "
-            "and MA_CHROMEDRIVER.",
-            pytrace=False,
-        )
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must not look for drivers online
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    try:
+        with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+            yield driver
+    except FileNotFoundError as exc:  # a missing browser fails the test, with the fix
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _wait(driver, condition, what: str, timeout: float = 20.0):
@@ -287,3 +247,15 @@ def test_html_check_finds_the_real_stderr_of_a_page(mini_html):
     assert all(p.startswith("notebooks/noisy.html: ") for p in problems), problems
     assert "notebooks/noisy.html: a stderr output" in problems
     assert any("RuntimeWarning: overflow encountered in divide" in p for p in problems)
+
+
+def test_browse_book_checks_every_chapter_page(mini_html):
+    rows, problems = browse_book(mini_html)
+    by_page = {r["page"]: r for r in rows}
+    assert set(by_page) == {"notebooks/page.html", "notebooks/noisy.html"}
+    page = by_page["notebooks/page.html"]
+    assert page["interactive"] == 1 and page["figures"] == 1
+    # visible: the parameters cell and the computation; hidden: the imports and the table
+    assert page["hidden_code_cells"] == 2 and page["visible_code_cells"] == 2
+    # the noisy page opens with a code cell, not prose: named, and only it
+    assert problems == ["notebooks/noisy.html: the page opens with code, not prose"], problems

@@ -7,7 +7,8 @@ the HTML check) serves the built book on 127.0.0.1, opens each chapter page
 * it loads, with no console error and nothing fetched from outside the book;
 * the code tagged ``hide-input`` is behind a toggle (its input not displayed) and opens when
   the toggle is clicked;
-* prose comes first: the first thing the page shows is text, not a code cell;
+* prose comes first: a paragraph of at least 20 words (not the provenance note) comes
+  before the first visible code cell;
 * every interactive trajectory figure (:mod:`massive_activations.interactive`) renders and
   redraws when another layer (or model) is picked.
 
@@ -113,15 +114,17 @@ return Array.from(document.querySelectorAll(".ma-explorer")).map(root => ({
 
 _FIRST_SHOWN = """
 const main = document.querySelector("main") || document.body;
-const items = main.querySelectorAll("section > p, section > div.cell, div.cell, p");
-for (const el of items) {
-  if (el.offsetParent === null || !el.textContent.trim()) continue;
-  if (el.closest("div.cell")) {
-    const cell = el.closest("div.cell");
-    const input = cell.querySelector(".cell_input");
+for (const el of main.querySelectorAll("p, div.cell")) {
+  if (el.offsetParent === null) continue;
+  if (el.matches("div.cell")) {
+    const input = el.querySelector(".cell_input");
     if (input && input.offsetParent !== null) return "code";
     continue;
   }
+  if (el.closest("div.cell, nav, footer, header")) continue;
+  const text = el.textContent.trim();
+  // the provenance note ("Source: ...") is not the chapter's prose
+  if (text.startsWith("Source:") || text.split(/\\s+/).length < 20) continue;
   return "prose";
 }
 return "nothing";
@@ -188,12 +191,14 @@ def check_page(driver, url: str, base: str) -> tuple[dict, list[str]]:
     if hidden:  # one toggle opens
         cell = hidden[0]
         code = cell.find_element(By.CSS_SELECTOR, ".cell_input")
-        cell.find_element(By.CSS_SELECTOR, "summary").click()
+        summary = cell.find_element(By.CSS_SELECTOR, "summary")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", summary)
+        driver.execute_script("arguments[0].click();", summary)  # as a reader's click
         try:
             wait_for(driver, lambda d: code.is_displayed(), f"{name}: a toggle does not open")
         except Exception as exc:
             problems.append(str(getattr(exc, "msg", exc)))
-        cell.find_element(By.CSS_SELECTOR, "summary").click()
+        driver.execute_script("arguments[0].click();", summary)
     cells = driver.find_elements(By.CSS_SELECTOR, "div.cell")
     visible = [
         c
