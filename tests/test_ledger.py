@@ -363,6 +363,18 @@ def test_pretrained_claim_needs_all_three_signatures():
     assert row["verdict"] == "reproduced" and "507" in row["our_value"]
     weak = summary.assign(top1=summary["top1"] / 100, ratio=summary["ratio"] / 100)
     assert audit.claim_pretrained_first_token(weak)["verdict"] == "not reproduced"
+    # one sequence's top-1 at the second token: not at position 0 in every sequence, and the
+    # row says where it sits
+    rows[-1]["top1_position"] = 1  # layer 6, sequence 1
+    moved = layer_summary(pd.DataFrame(rows))
+    assert moved.loc[6, "positions"] == "0: 1, 1: 1" and moved.loc[5, "positions"] == "0: 2"
+    peak6 = moved.assign(top1=moved["top1"] * (moved.index == 6) + 1.0)
+    peak6["ratio"] = peak6["top1"] / peak6["median"]
+    row = audit.claim_pretrained_first_token(peak6)
+    assert row["verdict"] == "not reproduced"
+    assert "position 0 in 50% of sequences (top-1 position: sequences 0: 1, 1: 1)" in (
+        row["our_value"]
+    )
 
 
 def _fits(n_models: int = 10):

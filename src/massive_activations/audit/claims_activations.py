@@ -238,12 +238,14 @@ def claim_pretrained_first_token(summary: pd.DataFrame | None, name: str = "Smol
     channels = sorted(set(big["channel"]))
     pos0 = float(summary.loc[peak, "position0"])
     ok = summary["ratio"].max() >= lo_ratio and pos0 == 1.0 and len(channels) == 1
+    where = summary.loc[peak, "positions"] if "positions" in summary.columns else ""
     return ledger_row(
         key,
         our_value=(
             f"{name}: peak ratio {summary['ratio'].max():,.0f} at layer {peak}, top-1 "
-            f"{summary.loc[peak, 'top1']:,.0f} at position 0 in {pos0:.0%} of sequences, "
-            f"channel(s) {', '.join(map(str, channels))} in layers {big.index.min()}-"
+            f"{summary.loc[peak, 'top1']:,.0f} at position 0 in {pos0:.0%} of sequences"
+            + (f" (top-1 position: sequences {where})" if where and pos0 < 1 else "")
+            + f", channel(s) {', '.join(map(str, channels))} in layers {big.index.min()}-"
             f"{big.index.max()}"
         ),
         uncertainty=(

@@ -364,12 +364,19 @@ def top1_location(table: pd.DataFrame, model: str, step: int) -> pd.DataFrame:
     )
 
 
+def _position_counts(positions: pd.Series) -> str:
+    counts = positions.astype(int).value_counts().sort_index()
+    return ", ".join(f"{p}: {n}" for p, n in counts.items())
+
+
 def layer_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per-layer summary of a one-checkpoint measurement (e.g. SmolLM2-135M).
 
     Returns ``top1`` and ``median`` (means over sequences), ``ratio`` (ratio of means),
     ``ratio_min``/``ratio_max`` (over sequences), ``position0`` (share of sequences whose
-    top-1 sits at position 0) and ``channel`` (the most common top-1 channel), per layer.
+    top-1 sits at position 0), ``positions`` (each top-1 position with its count of
+    sequences, e.g. ``"0: 9, 1: 1"``) and ``channel`` (the most common top-1 channel), per
+    layer.
     """
     t = table.assign(_r=table["top1"] / table["median"])
     out = t.groupby("layer").agg(
@@ -378,6 +385,7 @@ def layer_summary(table: pd.DataFrame) -> pd.DataFrame:
         ratio_min=("_r", "min"),
         ratio_max=("_r", "max"),
         position0=("top1_position", lambda s: float((s == 0).mean())),
+        positions=("top1_position", _position_counts),
         channel=("top1_channel", lambda s: int(s.mode().iloc[0])),
     )
     out.insert(2, "ratio", out["top1"] / out["median"])
