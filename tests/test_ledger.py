@@ -372,8 +372,9 @@ def test_pretrained_claim_needs_all_three_signatures():
     peak6["ratio"] = peak6["top1"] / peak6["median"]
     row = audit.claim_pretrained_first_token(peak6)
     assert row["verdict"] == "not reproduced"
-    assert "position 0 in 50% of sequences (top-1 position: sequences 0: 1, 1: 1)" in (
-        row["our_value"]
+    assert (
+        "position 0 in 50% of sequences (top-1 position: sequences 0: 1, 1: 1)"
+        in (row["our_value"])
     )
 
 
