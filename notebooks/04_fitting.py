@@ -122,9 +122,10 @@ label = models_label(table, suite)
 # lies inside training, a logarithmic rise when it lies beyond, undetermined otherwise).
 # Beside it, a model-free call: the drop from the smoothed peak to the end against the
 # checkpoint-to-checkpoint noise, and the slope of $\log r$ over $\log t$ at the end. The
-# claims ledger counts a layer's regime only where the two agree: on the benchmark's broad
-# family the curve alone calls about 2 % of logarithmic rises early peaks, the agreed call
-# none.
+# claims ledger counts a layer's regime only where the two agree, and an early peak only where
+# both see the same peak (the model-free peak region overlaps the $t_\text{peak}$ interval):
+# on the benchmark's broad family the curve alone calls a few percent of logarithmic rises
+# early peaks, the agreed call none (`benchmarks/results/coverage.txt`).
 #
 # **Identified** means: the layer is an early peak by both calls (elsewhere Eq. 9's shape is
 # partly extrapolated beyond the data), the fit converged inside its bounds, the reported
