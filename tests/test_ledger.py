@@ -564,3 +564,26 @@ def test_a_negative_r2_is_no_skill_even_above_chance():
         audit.claim_driver("lL_drives_lam", {"lam": imp}, worse)["verdict"]
         == "not testable on this data"
     )
+
+
+def test_variability_is_averaged_over_training_and_compared_two_sided():
+    def traj(cv_a, cv_b):
+        rows = [
+            {"model": m, "layer": layer, "step": step, "cv_pct": 50.0 if step == 0 else cv}
+            for m, cv in (("a", cv_a), ("b", cv_b))
+            for layer in (1, 2)
+            for step in (0, 10, 100, 1000)
+        ]
+        return pd.DataFrame(rows)
+
+    inside = audit.claim_variability(traj(5.0, 6.0))  # step 0's 50 % is left out
+    assert inside["verdict"] == "reproduced"
+    assert "mean CV 5.50% over 2 models" in inside["our_value"]
+    assert "2 of 2 inside the band" in inside["our_value"]
+    assert "3 checkpoints" in inside["uncertainty"]
+    below = audit.claim_variability(traj(1.0, 2.0))  # identical first tokens: too little spread
+    above = audit.claim_variability(traj(9.0, 12.0))
+    assert below["verdict"] == above["verdict"] == "not reproduced"
+    assert "4.22-7.00%" in below["test"]
+    empty = audit.claim_variability(traj(np.nan, np.nan))
+    assert empty["verdict"] == "not testable on this data"

@@ -203,22 +203,51 @@ def claim_magnitude(traj: pd.DataFrame, architectures: pd.DataFrame) -> dict:
 
 
 def claim_variability(traj: pd.DataFrame) -> dict:
-    """Across-sequence CV of the ratio at the final checkpoint against Table 2."""
+    """Across-sequence CV of the ratio per model, over training, against Table 2's band.
+
+    Table 2 gives one CV per model (the ten sequences' spread of the top-1/median ratio); the
+    paper does not say over which checkpoints and layers it averages, so the whole trajectory
+    is the reading taken here: per model, the mean over every layer and checkpoint (step 0
+    excluded: the untrained model is not what Table 2 describes) of the CV of per-sequence
+    ratios.  Two-sided: reproduced when the mean of the per-model CVs lies inside the band of
+    Table 2's values (lowest to highest model), not reproduced when it lies outside (below
+    means less spread across sequences than the paper reports, e.g. when every sequence
+    starts with the same token and the top-1 at position 0 is identical in all of them).
+    """
     key, chapter = "variability", "03_measuring"
     t2 = reference.table("table2_variability")["cv_pct"]
-    cv = final_checkpoint(traj)["cv_pct"].dropna()
-    test = f"our mean CV at the final checkpoint <= the paper's largest ({t2.max():.2f}%)"
-    if cv.empty:
+    band = (float(t2.min()), float(t2.max()))
+    test = (
+        f"the mean over models of each model's CV (over layers and checkpoints after step 0) "
+        f"lies inside Table 2's band {band[0]:.2f}-{band[1]:.2f}% (two-sided)"
+    )
+    rows = traj[(traj["step"] > 0)].dropna(subset=["cv_pct"])
+    if rows.empty:
         return untestable(key, "fewer than two sequences per checkpoint", test, chapter)
-    ok = cv.mean() <= t2.max()
+    per_model = rows.groupby("model")["cv_pct"].mean()
+    mean = float(per_model.mean())
+    inside = int(per_model.between(*band).sum())
+    ok = band[0] <= mean <= band[1]
+    final = final_checkpoint(traj)["cv_pct"].dropna()
     return ledger_row(
         key,
-        paper_value=f"CV {t2.min():.2f}-{t2.max():.2f}% per model (Table 2)",
-        our_value=f"mean CV {cv.mean():.2f}% (per layer {cv.min():.2f}-{cv.max():.2f}%)",
-        uncertainty=f"over {len(cv)} (model, layer) pairs at the final checkpoint",
+        paper_value=f"CV {band[0]:.2f}-{band[1]:.2f}% per model (Table 2)",
+        our_value=(
+            f"mean CV {mean:.2f}% over {len(per_model)} models (per model "
+            f"{per_model.min():.2f}-{per_model.max():.2f}%; {inside} of {len(per_model)} inside "
+            "the band)"
+        ),
+        uncertainty=(
+            f"over {rows.groupby(['model', 'layer']).ngroups} (model, layer) pairs and "
+            f"{rows['step'].nunique()} checkpoints; at the final checkpoint alone the mean is "
+            f"{final.mean():.2f}%"
+        ),
         test=test,
         verdict=REPRODUCED if ok else NOT_REPRODUCED,
-        reading="CV of per-sequence ratios (Table 2's definition), final checkpoint only",
+        reading=(
+            "CV of per-sequence ratios (Table 2's definition), averaged per model over layers "
+            "and checkpoints (the paper does not state its aggregation)"
+        ),
         chapter=chapter,
     )
 
