@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from massive_activations.datasets.activations import suite_activations
+from massive_activations.fitting.bands import curve_values
 from massive_activations.fitting.fit_all import fit_layer, fit_row
-from massive_activations.fitting.hypotheses import get_hypothesis
 from massive_activations.fitting.procedures import FitResult
 from massive_activations.measurement.trajectories import layer_sequences, trajectories
 from massive_activations.suite.data import FILES as SUITE_FILES
@@ -265,13 +265,6 @@ def best_hypotheses(fits: pd.DataFrame, margin: float = AIC_MARGIN) -> pd.DataFr
             }
         )
     return pd.DataFrame(out)
-
-
-def curve_values(row: pd.Series | dict, steps) -> np.ndarray:
-    """A fitted curve (a row of the fits table) evaluated at ``steps`` (original units)."""
-    h = get_hypothesis(row["hypothesis"])
-    params = [float(row[n]) for n in h.names]
-    return h.func(np.asarray(steps, dtype=float), *params)
 
 
 def suite_curves(suite: str, data_dir: Path | str = "data"):
