@@ -161,9 +161,9 @@ book (the build)
 book.execute, book.status, book.annotate, book.data_card, book.build
     Executing the notebooks, the status page, cell annotations, the data card, the build
     (``python -m massive_activations.book``).
-book.cells, book.html_check
+book.cells, book.html_check, book.browse
     Which code cells a reader sees; the check that no page shows stderr, a warning or a
-    traceback (``make check-book``).
+    traceback, and every page in a headless browser (``make check-book``).
 book.sphinx_ext
     The book's Sphinx extension (one inline script per page, not Sphinx 7.4's duplicates).
 
