@@ -188,12 +188,15 @@ def check_page(driver, url: str, base: str) -> tuple[dict, list[str]]:
     if hidden:  # one toggle opens
         cell = hidden[0]
         code = cell.find_element(By.CSS_SELECTOR, ".cell_input")
-        cell.find_element(By.CSS_SELECTOR, "summary").click()
+        toggle = cell.find_element(By.CSS_SELECTOR, "summary")
+        # out from under the sticky header (picking in a figure's menu scrolls the page)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", toggle)
+        toggle.click()
         try:
             wait_for(driver, lambda d: code.is_displayed(), f"{name}: a toggle does not open")
         except Exception as exc:
             problems.append(str(getattr(exc, "msg", exc)))
-        cell.find_element(By.CSS_SELECTOR, "summary").click()
+        toggle.click()
     cells = driver.find_elements(By.CSS_SELECTOR, "div.cell")
     visible = [
         c
