@@ -235,7 +235,8 @@ book_table(fits.groupby(["hypothesis", "procedure"]).status.value_counts()
 
 # %% tags=["remove-cell"]
 points = trajectory_points(table, spread="range95")
-fit_grid = fit_curves(fits, procedure=procedure, hypotheses=("eq9", "eq14", "step1", "step2"))
+fit_grid = fit_curves(fits, procedure=procedure, hypotheses=("eq9", "eq14", "step1", "step2"),
+                      n_grid=60)  # fmt: skip
 glue("spread_meaning", SPREADS["range95"], display=False)
 explorer = trajectory_explorer(points, fit_grid, log_x=True, name="explorer-fitting",
                                spread_label="2.5-97.5 % of sequences",

@@ -455,7 +455,7 @@ else:
 # ```{glue:figure} fig-predicting-pythia
 # :name: fig-predicting-pythia
 #
-# Extrapolation: the $K$ that the suite's predictor gives each layer of the nine Pythia models,
+# Extrapolation: the $K$ that the suite's predictor gives each layer of the Pythia models,
 # over relative depth; the Pythia models lie outside the suite's feature range.
 # ```
 

@@ -54,6 +54,7 @@ from myst_nb import glue
 
 from massive_activations import provenance, registry
 from massive_activations.datasets.edition import admonition
+from massive_activations.fitting.bands import SPREADS
 from massive_activations.interactive import trajectory_explorer
 from massive_activations.regrowth import findings as rules
 from massive_activations.regrowth.data import regrowth_data
@@ -335,6 +336,7 @@ explorer = trajectory_explorer(points, fit_grid, log_x=True, log_y=True,
                                spread_label="2.5-97.5 % of windows",
                                band_label="95 % band (delta method)")  # fmt: skip
 glue("fig-regrowth-explorer", explorer, display=False)
+glue("spread_meaning", SPREADS["range95"], display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig-regrowth-fits
@@ -348,8 +350,8 @@ glue("fig-regrowth-explorer", explorer, display=False)
 # :name: fig-regrowth-explorer
 #
 # Interactive: for the chosen run (menu "Model": ablated or control), layer and hypothesis (or
-# all), the measured ratio of means at every measured step (error bars: the 2.5-97.5 % range
-# of the per-window ratios top-1 / median), the curve fitted by chapter 4's "ours" procedure
+# all), the measured ratio of means at every measured step (error bars:
+# {glue:text}`spread_meaning`, over the evaluation windows), the curve fitted by chapter 4's "ours" procedure
 # and its pointwise 95 % band (delta method on the parameters' covariance; none where the fit
 # did not converge); log axes, step 0 left out.
 # ```
