@@ -145,15 +145,14 @@ print(f"max relative round-trip error of the parameters: {max_rel_param_diff:.2e
 #
 # ## The two regimes
 #
-# Two example curves on Pythia's checkpoint schedule (log-scaled step axis, with step 0 drawn
-# at the left edge). The marker is $t_\text{peak}$ from Eq. 13; the dashed lines are the
-# baselines $K$.
+# Two example curves on Pythia's checkpoint schedule ({numref}`fig-curve-regimes`).
 
 # %% tags=["hide-input"]
 examples = {"early peak": early, "logarithmic rise": rise}
 ax = plots.plot_regime_examples(examples, t_max, steps)
 ax.set_title("Eq. 9 in its two regimes")
-plt.show()
+glue("fig-curve-regimes", ax.figure, display=False)
+plt.close("all")
 
 tp_early = float(curve.t_peak(early["lam"], early["gam"], early["t0"]))
 tp_rise = float(curve.t_peak(rise["lam"], rise["gam"], rise["t0"]))
@@ -165,6 +164,14 @@ glue("lam_early", early["lam"], display=False)
 glue("lam_rise", rise["lam"], display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-curve-regimes
+# :name: fig-curve-regimes
+#
+# Eq. 9 with two parameter sets on Pythia's checkpoint schedule (log step axis, step 0 drawn
+# at the left edge): an early peak and a logarithmic rise. The markers are $t_\text{peak}$
+# from Eq. 13; the dashed lines are the baselines $K$.
+# ```
+#
 # With $\lambda$ = {glue:text}`lam_early`, the first curve peaks at step
 # {glue:text}`tp_early:,.0f` at a ratio of {glue:text}`peak_early:.1f`, then decays towards
 # its baseline. With $\lambda$ = {glue:text}`lam_rise`, the second curve's peak would come at
@@ -175,17 +182,16 @@ glue("lam_rise", rise["lam"], display=False)
 # ## The peak-time surface (paper Fig. 8)
 #
 # $t_\text{peak}$ depends on $(\lambda, \gamma, t_0)$ only, not on $A$ or $K$. Holding
-# $t_0$ fixed, the left panel classifies each $(\lambda, \gamma)$ into the three cases; the
-# right panel shows $t_\text{peak}$ where the peak falls inside training, with the no-peak
-# region masked (grey).
+# $t_0$ fixed, {numref}`fig-curve-surface` classifies each $(\lambda, \gamma)$ into the three
+# cases (left) and shows $t_\text{peak}$ where the peak falls inside training (right).
 
 # %% tags=["hide-input"]
 surface = plots.peak_surface(
     np.logspace(*log10_lam_range, grid_points), np.logspace(*log10_gam_range, grid_points),
     t0_fixed, t_max,
 )  # fmt: skip
-plots.plot_peak_surface(surface, t0_fixed, t_max)
-plt.show()
+glue("fig-curve-surface", plots.plot_peak_surface(surface, t0_fixed, t_max), display=False)
+plt.close("all")
 
 frac_inside = float(np.mean(surface["regime"] == "early_peak"))
 glue("frac_inside", 100 * frac_inside, display=False)
@@ -199,6 +205,16 @@ glue("gam_exit_ratio", early["gam"] / gam_exit, display=False)
 glue("gam_early", early["gam"], display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-curve-surface
+# :name: fig-curve-surface
+#
+# Eq. 9's peak over a grid of $(\lambda, \gamma)$ at $t_0$ = {glue:text}`t0_fixed`: the
+# regime of each pair (left: early peak, logarithmic rise beyond the last step
+# {glue:text}`t_max:,`, or decay from the start) and $t_\text{peak}$ where it falls inside
+# training (right, log colour scale, contours of equal $t_\text{peak}$; no-peak region grey;
+# paper Fig. 8).
+# ```
+#
 # At $t_0$ = {glue:text}`t0_fixed`, {glue:text}`frac_inside:.1f`% of this $(\lambda, \gamma)$
 # grid peaks inside training. Small $\gamma$ stretches the curve over many steps and pushes the
 # peak out of the window (logarithmic rise); large $\lambda$ moves $x^\ast$ towards 1, and once

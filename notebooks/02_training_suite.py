@@ -170,7 +170,7 @@ recipe_comparison(spec)
 #
 # Pythia saves step 0, every power of two to 512, then every 1,000 steps. Our schedule has the
 # same shape, scaled to our run length: dense early, where the paper finds the fastest changes,
-# then evenly spaced.
+# then evenly spaced ({numref}`fig-suite-schedule`).
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 2.8))
@@ -183,13 +183,23 @@ ax.set_yticks([0, 1], ["Pythia", f"ours ({suite})"])
 ax.set_ylim(-0.7, 1.7)
 ax.set_xlabel("checkpoint step / final step (symmetric log scale)")
 ax.set_title(f"{len(ours)} checkpoints per model (ours) vs {len(p_steps)} (Pythia)")
-plt.show()
+glue("suite", suite, display=False)
+glue("fig-suite-schedule", fig, display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-suite-schedule
+# :name: fig-suite-schedule
+#
+# The checkpoint steps of a model of the {glue:text}`suite` suite and of Pythia, as a
+# fraction of each one's final step (symmetric log scale).
+# ```
 
 # %% [markdown]
 # ## Loss curves
 #
 # Training loss at every step (thin, smoothed over 50 steps) and held-out validation loss at
-# every checkpoint (markers), in nats per token.
+# every checkpoint (markers), in nats per token ({numref}`fig-suite-losses`).
 
 # %% tags=["hide-input"]
 log = data.training_log
@@ -206,7 +216,17 @@ ax.set_xscale("log")
 ax.set_xlabel("training step (log scale; step 0 drawn at 0.5)")
 ax.set_ylabel("cross-entropy loss (nats / token)")
 ax.legend(ncol=2, fontsize="small")
-plt.show()
+glue("fig-suite-losses", fig, display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-suite-losses
+# :name: fig-suite-losses
+#
+# Training loss (lines, 50-step mean) and held-out validation loss at every checkpoint
+# (markers) of each model of the {glue:text}`suite` suite, in nats per token (log step axis,
+# step 0 drawn at 0.5).
+# ```
 
 # %% [markdown]
 # ## Time taken

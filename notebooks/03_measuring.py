@@ -72,6 +72,8 @@ from massive_activations.datasets.activations import (
 )
 from massive_activations.datasets.edition import data_kind, data_notice, models_label
 from massive_activations.datasets.release import PAPER_SUITE, release_info, release_summary
+from massive_activations.fitting.bands import SPREADS, trajectory_points
+from massive_activations.interactive import trajectory_explorer
 from massive_activations.measurement.first_token import top1_variation, variant_comparison
 from massive_activations.measurement.store import VARIANTS
 from massive_activations.measurement.trajectories import (
@@ -105,6 +107,7 @@ label = models_label(every_variant, suite)
 has_locations = bool((table.top1_position >= 0).any())
 glue("variant", variant, display=False)
 glue("variant_meaning", VARIANTS[variant], display=False)
+glue("suite_label", label, display=False)
 
 # %% tags=["remove-input"]
 if data_notice(every_variant, suite):
@@ -191,14 +194,23 @@ if suite == PAPER_SUITE:
 largest = table.groupby("model").layer.max().idxmax()
 sub = table[(table.model == largest) & table.step.isin([first, last])]
 stats = sub.groupby(["step", "layer"])[["top1", "top2", "top3", "median"]].mean().reset_index()
-plots.plot_layer_statistics(stats, largest)
-plt.show()
+glue("largest", str(largest), display=False)
+glue("fig-measuring-layers", plots.plot_layer_statistics(stats, largest), display=False)
+plt.close("all")
 final = traj[traj.step == last].groupby("model")[["ratio", "ratio_mean"]].max()
 start = traj[traj.step == first].groupby("model")[["ratio"]].max()
 glue("start_ratio_max", float(start.ratio.max()), display=False)
 glue("final_ratio_max", float(final.ratio.max()), display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-measuring-layers
+# :name: fig-measuring-layers
+#
+# Mean top-1, top-2, top-3 and median absolute activation per decoder layer of
+# {glue:text}`largest` over the evaluation sequences (variant {glue:text}`variant`), at the
+# first checkpoint (left) and the last (right); log scale (paper Figs. 1a and 3).
+# ```
+#
 # At step {glue:text}`first_step` the largest top-1/median ratio over all layers and models
 # is {glue:text}`start_ratio_max:.1f`, the value of a Gaussian-like random stream; at step
 # {glue:text}`last_step` it is {glue:text}`final_ratio_max:.1f`. The paper's Fig. 3 values for
@@ -207,24 +219,63 @@ glue("final_ratio_max", float(final.ratio.max()), display=False)
 # %% tags=["hide-input"]
 paper_final = reference.table("fig3_final_ratio")["value"]
 plots.plot_final_ratios(final.ratio, paper_final, label)
-plt.show()
+glue("fig-measuring-final", plt.gcf(), display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-final
+# :name: fig-measuring-final
+#
+# The largest top-1/median ratio over layers at the last checkpoint, per model of
+# {glue:text}`suite_label`, beside Pythia's final ratios read from the paper's Fig. 3.
+# ```
 
 # %% [markdown]
 # ## Dynamics over training (paper Figs. 4, 2 and 5)
 #
 # The top-1, top-2 and top-3 over the median for every layer of the largest model across
-# training (Fig. 4). When the top-2 and top-3 follow the top-1, several elements grow
+# training ({numref}`fig-measuring-topk`, the paper's Fig. 4). When the top-2 and top-3 follow the top-1, several elements grow
 # together (one channel across the first tokens, or several channels); when the top-1
 # separates from them, a single element carries the outlier.
 
 # %% tags=["hide-input"]
-plots.plot_ratio_evolution(traj, largest)
-plt.show()
+glue("fig-measuring-topk", plots.plot_ratio_evolution(traj, largest).figure, display=False)
+plt.close("all")
 
 # %% [markdown]
-# The final ratio (largest over layers) against the total number of parameters (Fig. 2), with
-# Pythia's final ratios from the paper's Fig. 3 on the same axes, and the peak of each layer's
-# trajectory and when it happened, over relative depth (Fig. 5).
+# ```{glue:figure} fig-measuring-topk
+# :name: fig-measuring-topk
+#
+# Top-1, top-2 and top-3 over the median (ratios of means over the sequences), one panel per
+# layer of {glue:text}`largest`, over training (log step axis; paper Fig. 4).
+# ```
+#
+# Every layer of every model, with the spread over the evaluation sequences, is in
+# {numref}`fig-measuring-explorer`: pick a model and a layer.
+
+# %% tags=["remove-cell"]
+points = trajectory_points(table, spread="range95")
+glue("spread_meaning", SPREADS["range95"], display=False)
+explorer = trajectory_explorer(points, log_x=True, name="explorer-measuring",
+                               spread_label="2.5-97.5 % of sequences")  # fmt: skip
+glue("fig-measuring-explorer", explorer, display=False)
+glue("explorer_kb", explorer.data_bytes / 1000, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-explorer
+# :name: fig-measuring-explorer
+#
+# Interactive: the top-1/median ratio (ratio of means over the sequences, Eq. 8) of the
+# chosen model and layer of {glue:text}`suite_label` at every checkpoint (variant
+# {glue:text}`variant`), with error bars spanning {glue:text}`spread_meaning` at that
+# checkpoint (log step axis; step 0 is left out).
+# ```
+
+# %% [markdown]
+# The final ratio (largest over layers) against the total number of parameters
+# ({numref}`fig-measuring-size`, the paper's Fig. 2), with Pythia's final ratios from the
+# paper's Fig. 3 on the same axes, and the peak of each layer's trajectory and when it
+# happened, over relative depth ({numref}`fig-measuring-peaks`, the paper's Fig. 5).
 
 # %% tags=["hide-input"]
 sizes = final.join(archs.set_index("model")["params"], how="inner").reset_index()
@@ -233,12 +284,28 @@ ref_points = pd.DataFrame({"model": [f"Pythia-{m}" for m in paper_final.index],
                            "params": [pythia[m] for m in paper_final.index],
                            "ratio": paper_final.to_numpy()})  # fmt: skip
 plots.plot_size_scaling(sizes, ref_points, label=label)
-plt.show()
+glue("fig-measuring-size", plt.gcf(), display=False)
+plt.close("all")
 peaks = peak_table(traj)
 glue("n_peak_inside", int(peaks.peak_inside.sum()), display=False)
 glue("n_peak_layers", len(peaks), display=False)
-plots.plot_peak_heatmaps(peaks)
-plt.show()
+glue("fig-measuring-peaks", plots.plot_peak_heatmaps(peaks), display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-size
+# :name: fig-measuring-size
+#
+# The largest final top-1/median ratio over layers against the number of parameters, per
+# model of {glue:text}`suite_label` and for Pythia (the paper's Fig. 3 values; paper Fig. 2).
+# ```
+#
+# ```{glue:figure} fig-measuring-peaks
+# :name: fig-measuring-peaks
+#
+# Each layer's largest ratio over training (left) and the step it was reached (right), per
+# model (rows) of {glue:text}`suite_label` and bin of relative depth (columns; paper Fig. 5).
+# ```
 
 # %% [markdown]
 # In {glue:text}`n_peak_inside` of {glue:text}`n_peak_layers` layers the largest ratio comes
@@ -250,12 +317,28 @@ plt.show()
 #
 # Massive activations in trained LMs sit at the first token and in a few fixed channels
 # {cite}`sun2024massive`. Per layer and checkpoint of the largest model: the share of
-# sequences whose top-1 lies at position 0, and the channel that holds the top-1 most often.
+# sequences whose top-1 lies at position 0 ({numref}`fig-measuring-position0`), and the
+# channel that holds the top-1 most often.
 
 # %% tags=["hide-input"]
 if has_locations:
     plots.plot_position0_share(position0_share(table, largest), largest)
-    plt.show()
+    glue("fig-measuring-position0", plt.gcf(), display=False)
+    plt.close("all")
+else:
+    glue("fig-measuring-position0", Markdown(f"*`{suite}` records no positions: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-position0
+# :name: fig-measuring-position0
+#
+# Share of the evaluation sequences whose top-1 sits at position 0, per layer (rows) and
+# checkpoint (columns) of {glue:text}`largest` (variant {glue:text}`variant`).
+# ```
+
+# %% tags=["hide-input"]
+if has_locations:
     modal = top1_location(table, largest, last)
     display(book_table(modal, caption=f"{largest} at step {last}: where the top-1 sits, per "
                        "layer."))  # fmt: skip
@@ -286,7 +369,22 @@ if every_variant["variant"].nunique() > 1:
         "share of top-1s at position 0.")))  # fmt: skip
     comparison = variant_comparison(every_variant)
     plots.plot_variant_comparison(comparison)
-    plt.show()
+    glue("fig-measuring-variants", plt.gcf(), display=False)
+    plt.close("all")
+else:
+    glue("fig-measuring-variants", Markdown(f"*`{suite}` has one variant: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-variants
+# :name: fig-measuring-variants
+#
+# The largest ratio over layers at the last checkpoint, per model, measured on the paper's raw
+# text slices and on sequences with the end-of-text token first.
+# ```
+
+# %% tags=["hide-input"]
+if every_variant["variant"].nunique() > 1:
     display(book_table(comparison, caption="Last checkpoint, per variant: largest ratio over "
                        "layers, its layer, the share of top-1s at position 0 there and the "
                        "modal channel."))  # fmt: skip
@@ -313,13 +411,23 @@ has_replicates = ours and {"architecture", "seed", "packing"} <= set(archs.colum
 if has_replicates and archs.groupby("architecture").size().max() > 1:
     spread = seed_spread(traj, archs)
     display(book_table(spread, caption="Largest final ratio over layers: spread over seeds."))
-    plots.plot_seed_trajectories(traj, archs)
-    plt.show()
+    glue("fig-measuring-seeds", plots.plot_seed_trajectories(traj, archs), display=False)
+    plt.close("all")
     display(Markdown("Across seeds of one architecture the largest final ratio varies by up to "
                      f"{spread.cv_pct.max():.0f} % (coefficient of variation)."))  # fmt: skip
 else:
     display(Markdown(f"`{suite}` has no seed replicates (one training run per model), so this "
                      "section does not apply to it."))  # fmt: skip
+    glue("fig-measuring-seeds", Markdown(f"*`{suite}` has no seed replicates: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-measuring-seeds
+# :name: fig-measuring-seeds
+#
+# The largest ratio over layers across training, one panel per architecture trained with
+# several seeds, one line per seed (the model trained with packing dashed).
+# ```
 
 # %% tags=["hide-input"]
 if has_replicates and archs["packing"].astype(bool).any():
@@ -380,7 +488,8 @@ if pretrained:
     plots.plot_layer_ratio(per_layer, final.ratio.max(),
                            f"largest final ratio of {label}",
                            "SmolLM2-135M-Instruct (Q4_1, dequantised)")  # fmt: skip
-    plt.show()
+    glue("fig-measuring-smollm2", plt.gcf(), display=False)
+    plt.close("all")
     peak = per_layer.ratio.idxmax()
     glue("lm_n_seq", int(lm.sequence.nunique()), display=False)
     glue("lm_peak_ratio", float(per_layer.ratio.max()), display=False)
@@ -391,8 +500,19 @@ if pretrained:
     glue("lm_vs_pythia", float(per_layer.ratio.max() / paper_final.max()), display=False)
     glue("lm_vs_ours", float(per_layer.ratio.max() / final.ratio.max()), display=False)
     display(book_table(per_layer, caption="SmolLM2-135M-Instruct (Q4_1), per layer."))
+else:
+    glue("fig-measuring-smollm2", Markdown("*SmolLM2 was not measured (`pretrained=False`).*"),
+         display=False)  # fmt: skip
 
 # %% [markdown]
+# ```{glue:figure} fig-measuring-smollm2
+# :name: fig-measuring-smollm2
+#
+# SmolLM2-135M-Instruct (Q4_1, dequantised): the top-1/median ratio (ratio of means over the
+# sequences) per decoder layer, with the largest final ratio of {glue:text}`suite_label` as a
+# reference line.
+# ```
+#
 # Over {glue:text}`lm_n_seq` sequences from different documents, SmolLM2's ratio peaks at
 # {glue:text}`lm_peak_ratio:,.0f` in layer {glue:text}`lm_peak_layer`, where the top-1 is
 # {glue:text}`lm_top1:,.0f` in channel {glue:text}`lm_channel`, at position 0 in

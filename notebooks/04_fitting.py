@@ -59,6 +59,7 @@ from myst_nb import glue
 from massive_activations import curve, plots, reference
 from massive_activations.datasets.activations import suite_activations
 from massive_activations.datasets.edition import data_kind, data_notice, models_label
+from massive_activations.fitting.bands import SPREADS, fit_curves, trajectory_points
 from massive_activations.fitting.fit_all import (
     compare_procedures,
     fit_all,
@@ -73,6 +74,7 @@ from massive_activations.fitting.intervals import RHO_FLOOR
 from massive_activations.fitting.suite_fits import suite_fits
 from massive_activations.fitting.synthetic import simulate_table
 from massive_activations.fitting.uncertainty import WIDTH_RATIO, covariance_band
+from massive_activations.interactive import trajectory_explorer
 from massive_activations.measurement.trajectories import layer_sequences, trajectories
 from massive_activations.schedule import pythia_steps
 from massive_activations.tables import book_table
@@ -86,6 +88,8 @@ table = suite_activations(suite, data_dir, reuse=reuse, variant=variant, paper_d
 if data_notice(table, suite):
     display(HTML(data_notice(table, suite)))
 label = models_label(table, suite)
+glue("suite_label", label, display=False)
+glue("procedure", procedure, display=False)
 
 # %% [markdown]
 # ## Method
@@ -227,7 +231,31 @@ book_table(fits.groupby(["hypothesis", "procedure"]).status.value_counts()
 # %% [markdown]
 # {glue:text}`n_fits` fits over {glue:text}`n_layers_fit` layers ({glue:text}`fits_source`);
 # {glue:text}`n_not_ok` of them did not end with status `ok` and are kept, with their reason,
-# in the tables, counted but never averaged.
+# in the tables, counted but never averaged. Every fit can be seen against its data in
+# {numref}`fig-fitting-explorer`.
+
+# %% tags=["remove-cell"]
+points = trajectory_points(table, spread="range95")
+fit_grid = fit_curves(fits, procedure=procedure, hypotheses=("eq9", "eq14", "step1", "step2"),
+                      n_grid=60)  # fmt: skip
+glue("spread_meaning", SPREADS["range95"], display=False)
+explorer = trajectory_explorer(points, fit_grid, log_x=True, name="explorer-fitting",
+                               spread_label="2.5-97.5 % of sequences",
+                               band_label="95 % band (delta method)")  # fmt: skip
+glue("fig-fitting-explorer", explorer, display=False)
+glue("explorer_kb", explorer.data_bytes / 1000, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig-fitting-explorer
+# :name: fig-fitting-explorer
+#
+# Interactive: for the chosen model, layer and hypothesis (or all four), the measured ratio of
+# means at every checkpoint (error bars: {glue:text}`spread_meaning`), the curve fitted by the
+# {glue:text}`procedure` procedure over its window and its pointwise 95 % band (the delta
+# method on the parameters' covariance; none where the fit did not converge or has no
+# covariance), on {glue:text}`suite_label` (variant {glue:text}`variant`; log step axis, step
+# 0 left out).
+# ```
 #
 # ## Table 1: mean R² of Eq. 9 per model
 #
@@ -275,7 +303,8 @@ book_table(window_effect(table, windows=("full", "from_min"), procedure=procedur
 # ## Example fits (paper Fig. 6)
 #
 # A shallow, a middle and a deep layer of the largest model, with Eq. 9 fitted by the chosen
-# procedure and the 95% (about 2σ) band from the covariance of the parameters.
+# procedure and the 95% (about 2σ) band from the covariance of the parameters
+# ({numref}`fig-fitting-examples`).
 
 # %% tags=["hide-input"]
 largest = table.groupby("model").layer.max().idxmax()
@@ -304,21 +333,43 @@ for ax, res_ax, layer in zip(axes[0], axes[1], chosen_layers, strict=True):
 axes[0][0].set_ylabel("top-1 / median ratio")
 axes[1][0].set_ylabel("residual (data - fit)")
 axes[0][0].legend(fontsize="small")
-plt.show()
+glue("largest", str(largest), display=False)
+glue("fig-fitting-examples", fig, display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-fitting-examples
+# :name: fig-fitting-examples
+#
+# Eq. 9 fitted by the {glue:text}`procedure` procedure to a shallow, a middle and a deep layer
+# of {glue:text}`largest` (variant {glue:text}`variant`): the measured ratio of means, the
+# fitted curve with its 95 % (2σ) covariance band (top), and the residuals (bottom); log step
+# axis, step 0 drawn at 0.5 (paper Fig. 6).
+# ```
 
 # %% [markdown]
 # ## R² over models and depth (paper Fig. 7)
+#
+# {numref}`fig-fitting-r2` maps the R² of every layer's Eq. 9 fit.
 
 # %% tags=["hide-input"]
 e9 = fits[(fits.hypothesis == "eq9") & (fits.procedure == procedure)]
 plots.plot_r2_map(e9.pivot_table(index="model", columns="layer", values="r2"),
                   f"R² of Eq. 9 ({procedure} procedure), {label}")  # fmt: skip
-plt.show()
+glue("fig-fitting-r2", plt.gcf(), display=False)
+plt.close("all")
 glue("r2_mean", float(e9.r2.mean()), display=False)
 glue("paper_headline", reference.entry("headline_mean_r2")["value"], display=False)
 glue("paper_n_layers", reference.entry("headline_mean_r2")["n_layers"], display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-fitting-r2
+# :name: fig-fitting-r2
+#
+# R² of Eq. 9 (the {glue:text}`procedure` procedure, over each fit's window) per model (rows)
+# and layer (columns) of {glue:text}`suite_label` (paper Fig. 7).
+# ```
+#
 # The mean R² of Eq. 9 over these layers is {glue:text}`r2_mean:.3f` (the paper's headline
 # over Pythia's {glue:text}`paper_n_layers` layers: {glue:text}`paper_headline`).
 #

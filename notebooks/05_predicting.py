@@ -289,11 +289,27 @@ if imps:
     g = sns.catplot(data=long, y="feature", x="importance", col="target", kind="bar",
                     sharex=False, height=3.8, aspect=1.1, color="C0")  # fmt: skip
     g.set_axis_labels("permutation importance (test MSE increase, transformed scale)", "")
-    plt.show()
+    glue("fig-predicting-importance", g.figure, display=False)
+    plt.close("all")
+else:
+    glue("fig-predicting-importance", Markdown("*No target could be ranked: no figure.*"),
+         display=False)  # fmt: skip
+glue("held_out", held_out, display=False)
+glue("fits_used", fits_used, display=False)
 lines = [f"- **{t}** ({imp.attrs['model_type']}): first {imp.feature.iloc[0]}, then "
          f"{imp.feature.iloc[1]}" for t, imp in imps.items()]  # fmt: skip
 lines += [f"- **{t}**: {why}." for t, why in skipped.items()]
 display(Markdown("Ranking by permutation importance:\n\n" + "\n".join(lines)))
+
+# %% [markdown]
+# ```{glue:figure} fig-predicting-importance
+# :name: fig-predicting-importance
+#
+# Permutation importance of each feature for $K$ and $\lambda$: the increase of the held-out
+# mean squared error (transformed target scale) when the feature is shuffled, for the model
+# type that validated best under the paper's 5-fold protocol (fits used:
+# {glue:text}`fits_used`).
+# ```
 
 # %% [markdown]
 # The paper's SHAP analysis puts attention density $H/d$ first for $K$ and $\ell \cdot L$
@@ -314,10 +330,39 @@ else:
         shap.plots.beeswarm(prediction.explain(explained, t), show=False)
         plt.title(f"SHAP values for {t} ({shap_model}; transformed target scale)")
         plt.xlabel(f"SHAP value (effect on transformed {t})")
-        plt.show()
+        glue(f"fig-predicting-shap-{t}", plt.gcf(), display=False)
+        plt.close("all")
     shap.plots.waterfall(prediction.explain_highest(explained, "K"), show=False)
     plt.title("The highest predicted K: contribution of each feature")
-    plt.show()
+    glue("fig-predicting-waterfall", plt.gcf(), display=False)
+    plt.close("all")
+shown_shap = [] if shap_model is None else list(explained.targets)
+missing = [f"shap-{t}" for t in ("K", "lam") if t not in shown_shap]
+for key in missing + ([] if shown_shap else ["waterfall"]):
+    glue(f"fig-predicting-{key}", Markdown("*No SHAP values for it here: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-predicting-shap-K
+# :name: fig-predicting-shap-K
+#
+# SHAP values of each feature for $K$ (transformed scale), one dot per layer, coloured by the
+# feature's value (paper Fig. 9).
+# ```
+#
+# ```{glue:figure} fig-predicting-shap-lam
+# :name: fig-predicting-shap-lam
+#
+# SHAP values of each feature for $\lambda$ (transformed scale), one dot per layer, coloured
+# by the feature's value (paper Fig. 10).
+# ```
+#
+# ```{glue:figure} fig-predicting-waterfall
+# :name: fig-predicting-waterfall
+#
+# The layer with the highest predicted $K$: how each feature moves its prediction from the
+# average (SHAP waterfall, transformed scale).
+# ```
 
 # %% [markdown]
 # ## An architecture the predictor never saw
@@ -345,7 +390,20 @@ if heldout is not None:
         ax.set_xscale("log")
     g.set_axis_labels("training step (log scale)", "top-1 / median")
     g.axes.flat[0].legend(fontsize=8)
-    plt.show()
+    glue("fig-predicting-heldout", g.figure, display=False)
+    plt.close("all")
+else:
+    glue("fig-predicting-heldout", Markdown("*No held-out comparison here: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-predicting-heldout
+# :name: fig-predicting-heldout
+#
+# The model left out, {glue:text}`held_out`: per layer, its measured ratio at every
+# checkpoint and the Eq. 9 curve its predicted parameters imply, with the range over
+# predictors that each left out more models (log step axis).
+# ```
 
 # %% [markdown]
 # ## What the suite's predictor says about Pythia (extrapolation)
@@ -380,7 +438,8 @@ if full is not None:
     ax.set_xlabel("relative depth $(\\ell - 1) / (L - 1)$")
     ax.set_ylabel("predicted K (top-1 / median)")
     ax.set_title("Extrapolated: Pythia lies outside the suite's feature range")
-    plt.show()
+    glue("fig-predicting-pythia", ax.figure, display=False)
+    plt.close("all")
     display(pyth.groupby("model", sort=False).agg(
         layers=("layer", "size"), K_mean=("K", "mean"), lam_mean=("lam", "mean"),
         extrapolated=("extrapolation", "mean"),
@@ -388,6 +447,17 @@ if full is not None:
     ).round(3))  # fmt: skip
     display(Markdown(f"{pyth.extrapolation.mean():.0%} of the Pythia layers have at least one "
                      "feature outside the range of the suite's layers."))  # fmt: skip
+else:
+    glue("fig-predicting-pythia", Markdown("*No extrapolation to Pythia here: no figure.*"),
+         display=False)  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} fig-predicting-pythia
+# :name: fig-predicting-pythia
+#
+# Extrapolation: the $K$ that the suite's predictor gives each layer of the Pythia models,
+# over relative depth; the Pythia models lie outside the suite's feature range.
+# ```
 
 # %% [markdown]
 # ## Exercises

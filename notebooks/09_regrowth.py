@@ -54,11 +54,14 @@ from myst_nb import glue
 
 from massive_activations import provenance, registry
 from massive_activations.datasets.edition import admonition
+from massive_activations.fitting.bands import SPREADS
+from massive_activations.interactive import trajectory_explorer
 from massive_activations.regrowth import findings as rules
 from massive_activations.regrowth.data import regrowth_data
 from massive_activations.regrowth.findings import ledger_rows, regrowth_findings
 from massive_activations.regrowth.fits import (
     best_hypotheses,
+    explorer_tables,
     featured_layers,
     fit_regrowth,
     original_values,
@@ -139,11 +142,23 @@ glue("n_eval", cfg.n_eval, display=False)
 # MLP's. The element is found from the data: in the layer with the largest ratio, the
 # position and channel that hold the top-1 in most of the {glue:text}`n_eval` evaluation
 # windows. Per layer, the mean absolute attention write, MLP write and layer output there;
-# the writer is the first write that reaches half of the element's peak.
+# the writer is the first write that reaches half of the element's peak
+# ({numref}`fig-regrowth-locate`).
 
 # %% tags=["hide-input"]
-plot_locate(data.locate)
-plt.show()
+glue("fig-regrowth-locate", plot_locate(data.locate).figure, display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-regrowth-locate
+# :name: fig-regrowth-locate
+#
+# Per decoder layer of {glue:text}`model`, at the tracked element: the mean absolute
+# attention write, MLP write and layer output over the evaluation windows (log scale); the
+# star marks the writer.
+# ```
+
+# %% tags=["hide-input"]
 data.locate[data.locate.layer.between(writer["layer"] - 1, writer["layer"] + 1)].round(3)
 
 # %% [markdown]
@@ -184,8 +199,8 @@ units.head(6).round(3)
 # as well, and damages the layer's other functions.)
 
 # %% tags=["hide-input"]
-plot_ablation(traj)
-plt.show()
+glue("fig-regrowth-ablation", plot_ablation(traj), display=False)
+plt.close("all")
 ablated0 = traj[(traj.run == "ablated") & (traj.step == 0)].set_index("layer")
 glue("loss_orig", float(original.heldout_loss.iloc[0]), display=False)
 glue("loss_abl", float(ablated0.heldout_loss.iloc[0]), display=False)
@@ -195,6 +210,13 @@ glue("sink_orig", float(original.attn_first_pos.mean()), display=False)
 glue("sink_abl", float(ablated0.attn_first_pos.mean()), display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-regrowth-ablation
+# :name: fig-regrowth-ablation
+#
+# The original model and the just-ablated one (step 0), per decoder layer: the top-1/median
+# ratio (left) and the attention that queries put on position 0 (right).
+# ```
+#
 # Before any training the ablation raises the held-out loss from {glue:text}`loss_orig:.2f`
 # to {glue:text}`loss_abl:.2f` nats per token and lowers the largest ratio over layers from
 # {glue:text}`ratio_orig:,.0f` to {glue:text}`ratio_abl:,.0f`; the attention that queries put
@@ -228,31 +250,64 @@ settings = {
 display(Markdown("\n".join(f"- **{k}:** {v}" for k, v in settings.items())))
 
 # %% [markdown]
-# The held-out and training losses of both runs, the original model's held-out loss dashed:
+# The held-out and training losses of both runs ({numref}`fig-regrowth-losses`).
 
 # %% tags=["hide-input"]
-plot_losses(traj, data.log)
-plt.show()
+glue("fig-regrowth-losses", plot_losses(traj, data.log).figure, display=False)
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-regrowth-losses
+# :name: fig-regrowth-losses
+#
+# Cross-entropy of the ablated and control runs over continued training: held-out loss at the
+# measured steps and training loss (50-step mean); the original model's held-out loss dashed.
+# ```
 
 # %% [markdown]
 # The ratio of the featured layers (the writer's, the next one, the ablated run's largest at
-# the end, the last two, and others spaced over depth) in both runs, the original's value
-# dashed:
+# the end, the last two, and others spaced over depth) in both runs
+# ({numref}`fig-regrowth-runs`); every layer, with its fits, is in
+# {numref}`fig-regrowth-explorer`.
 
 # %% tags=["hide-input"]
-plot_runs(traj, layers)
-plt.show()
+glue("fig-regrowth-runs", plot_runs(traj, layers), display=False)
+plt.close("all")
 
 # %% [markdown]
-# The element itself: its mean absolute value in every layer and at every measured step.
-# Where it comes back, this map shows in which layer it is written now.
+# ```{glue:figure} fig-regrowth-runs
+# :name: fig-regrowth-runs
+#
+# The top-1/median ratio (ratio of means over the evaluation windows) of the featured layers
+# over continued training, one panel per layer, both runs; the original's value dashed.
+# ```
+
+# %% [markdown]
+# The element itself: its mean absolute value in every layer and at every measured step
+# ({numref}`fig-regrowth-element-map`, {numref}`fig-regrowth-element`). Where it comes back,
+# the map shows in which layer it is written now.
 
 # %% tags=["hide-input"]
-plot_element_map(traj)
-plt.show()
-plot_runs(traj, layers, quantity="element_abs",
-          ylabel="mean |value| at the element (residual units, log)")  # fmt: skip
-plt.show()
+glue("fig-regrowth-element-map", plot_element_map(traj), display=False)
+plt.close("all")
+glue("fig-regrowth-element", plot_runs(traj, layers, quantity="element_abs",
+     ylabel="mean |value| at the element (residual units, log)"), display=False)  # fmt: skip
+plt.close("all")
+
+# %% [markdown]
+# ```{glue:figure} fig-regrowth-element-map
+# :name: fig-regrowth-element-map
+#
+# The tracked element's mean absolute value over the evaluation windows, per decoder layer
+# (rows) and measured step (columns), in the ablated and control runs (one colour scale, log).
+# ```
+#
+# ```{glue:figure} fig-regrowth-element
+# :name: fig-regrowth-element
+#
+# The tracked element's mean absolute value in the featured layers over continued training,
+# both runs; the original's value dashed.
+# ```
 
 # %% [markdown]
 # ## Fits (chapter 4's machinery)
@@ -266,13 +321,40 @@ plt.show()
 fits = fit_regrowth(data.activations, n_bootstrap=n_bootstrap, bootstrap_layers=layers,
                     seed=seed, suite=data.folder.name)  # fmt: skip
 registry.write(fits.table, "regrowth_fits.parquet", data.folder.parent, data.folder.name)
-plot_fits(fits, traj, "ablated", layers[:3])
-plt.show()
+glue("fig-regrowth-fits", plot_fits(fits, traj, "ablated", layers[:3]), display=False)
+plt.close("all")
 best = best_hypotheses(fits.table)
 columns = ["run", "layer", "hypothesis", "status", "r2", "aic", "K", "K_cov_lo", "K_cov_hi"]
 display(fits.table.loc[fits.table.layer.isin(layers), columns].round(3))
 verdicts = best.groupby("run").verdict.value_counts().unstack(fill_value=0)
 verdicts
+
+# %% tags=["remove-cell"]
+points, fit_grid = explorer_tables(data.activations, fits.table)
+explorer = trajectory_explorer(points, fit_grid, log_x=True, log_y=True,
+                               name="explorer-regrowth",
+                               spread_label="2.5-97.5 % of windows",
+                               band_label="95 % band (delta method)")  # fmt: skip
+glue("fig-regrowth-explorer", explorer, display=False)
+glue("spread_meaning", SPREADS["range95"], display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig-regrowth-fits
+# :name: fig-regrowth-fits
+#
+# The ablated run's measured ratio in three featured layers with every fitted hypothesis
+# (chapter 4's "ours" procedure; AIC in the legend) and Eq. 9's 95 % covariance band.
+# ```
+#
+# ```{glue:figure} fig-regrowth-explorer
+# :name: fig-regrowth-explorer
+#
+# Interactive: for the chosen run (menu "Model": ablated or control), layer and hypothesis (or
+# all), the measured ratio of means at every measured step (error bars:
+# {glue:text}`spread_meaning`, over the evaluation windows), the curve fitted by chapter 4's "ours" procedure
+# and its pointwise 95 % band (delta method on the parameters' covariance; none where the fit
+# did not converge); log axes, step 0 left out.
+# ```
 
 # %% [markdown]
 # ## Beside the birth of the phenomenon
@@ -282,10 +364,20 @@ verdicts
 
 # %% tags=["hide-input"]
 suite_traj, suite_model, note = suite_curves(comparison_suite, data_dir)
-plot_beside_suite(traj, layers, suite_traj, suite_model)
-plt.show()
+glue("fig-regrowth-birth", plot_beside_suite(traj, layers, suite_traj, suite_model),
+     display=False)  # fmt: skip
+plt.close("all")
 if note:
     display(Markdown(f"The mini suite's curves are not shown: {note}"))
+
+# %% [markdown]
+# ```{glue:figure} fig-regrowth-birth
+# :name: fig-regrowth-birth
+#
+# Regrowth beside birth: the ablated run's featured layers over continued training, the
+# original's values dashed (left), and every layer of the mini suite's deepest model over its
+# training from scratch (right, when the suite's data is available); log axes.
+# ```
 
 # %% [markdown]
 # ## Findings

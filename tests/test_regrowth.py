@@ -24,6 +24,7 @@ from massive_activations.regrowth.findings import (
 )
 from massive_activations.regrowth.fits import (
     best_hypotheses,
+    explorer_tables,
     fit_regrowth,
     regrowth_trajectories,
 )
@@ -281,6 +282,12 @@ def test_fits_recover_a_known_step_response():
     ok = fits.table[fits.table.status.isin(["ok", "at_bound"])]
     assert best["best"] == ok.loc[ok.aic.idxmin(), "hypothesis"]
     assert best["verdict"] in ("eq9", "step response", "indistinguishable")
+    points, curves = explorer_tables(table, fits.table)
+    assert set(points.model) == set(curves.model) == {"ablated"}
+    np.testing.assert_allclose(points.value, top1.mean(axis=1))  # median 1: the mean top-1
+    fitted = curves[(curves.hypothesis == "step1") & (curves.status == "ok")]
+    assert len(fitted) == 80 and (fitted.lo < fitted.value).all()
+    assert np.all(np.abs(fitted.value - (1000.0 - 900.0 * np.exp(-fitted.step / 100.0))) < 60)
 
 
 def test_findings_and_ledger_rows(built):

@@ -11,7 +11,9 @@
   responses (:func:`massive_activations.fitting.fit_all.fit_layer`, chapter 4's ``"ours"``
   procedure with covariance and profile intervals, and a bootstrap over windows where asked),
   as rows of ``fits.parquet``'s format plus ``run``;
-* :func:`best_hypotheses`: per (run, layer), which hypothesis the AIC prefers and by how much.
+* :func:`best_hypotheses`: per (run, layer), which hypothesis the AIC prefers and by how much;
+* :func:`explorer_tables`: the runs' points and fitted curves for the interactive explorer,
+  each run as a "model" (:mod:`massive_activations.fitting.bands`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from massive_activations.datasets.activations import suite_activations
+from massive_activations.fitting.bands import curve_values, fit_curves, trajectory_points
 from massive_activations.fitting.fit_all import fit_layer, fit_row
-from massive_activations.fitting.hypotheses import get_hypothesis
 from massive_activations.fitting.procedures import FitResult
 from massive_activations.measurement.trajectories import layer_sequences, trajectories
 from massive_activations.suite.data import FILES as SUITE_FILES
@@ -36,6 +38,7 @@ __all__ = [
     "RegrowthFits",
     "best_hypotheses",
     "curve_values",
+    "explorer_tables",
     "featured_layers",
     "fit_regrowth",
     "original_values",
@@ -267,11 +270,25 @@ def best_hypotheses(fits: pd.DataFrame, margin: float = AIC_MARGIN) -> pd.DataFr
     return pd.DataFrame(out)
 
 
-def curve_values(row: pd.Series | dict, steps) -> np.ndarray:
-    """A fitted curve (a row of the fits table) evaluated at ``steps`` (original units)."""
-    h = get_hypothesis(row["hypothesis"])
-    params = [float(row[n]) for n in h.names]
-    return h.func(np.asarray(steps, dtype=float), *params)
+def explorer_tables(
+    activations: pd.DataFrame, fits: pd.DataFrame, *, spread: str = "range95"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(points, curves)`` of every run and layer for
+    :func:`~massive_activations.interactive.trajectory_explorer`, the run in the ``model``
+    column.
+
+    Parameters
+    ----------
+    activations : pandas.DataFrame
+        ``regrowth_activations.parquet``.
+    fits : pandas.DataFrame
+        :func:`fit_regrowth`'s table (``regrowth_fits.parquet``).
+    spread : str
+        The error bars (:data:`massive_activations.fitting.bands.SPREADS`).
+    """
+    points = trajectory_points(_as_table(activations), spread=spread)
+    curves = fit_curves(fits.drop(columns="model").rename(columns={"run": "model"}))
+    return points, curves
 
 
 def suite_curves(suite: str, data_dir: Path | str = "data"):
