@@ -106,6 +106,9 @@ fitting.fit_all
     Every layer of a table fitted under every hypothesis; Tables 1 and 5; regimes.
 fitting.suite_fits
     A suite's ``fits.parquet``: read when it covers every layer of the table, else fitted.
+fitting.bands
+    The interactive explorer's tables: measured points with their spread over sequences,
+    fitted curves with their delta-method 95 % band.
 fitting.synthetic
     Trajectories of known parameters, for the known-parameter check.
 
