@@ -326,6 +326,32 @@ def test_annotate_notebook_adds_links_and_notes_with_line_numbers(tmp_path):
     assert len(out.cells) == 1 + 1 + 5 + 2
 
 
+def test_a_glued_figure_gets_the_note_of_the_cell_that_glued_it(tmp_path):
+    glued = nbformat.v4.new_output(
+        "display_data",
+        data={"image/png": "iVBOR", "text/plain": "x"},
+        metadata={"scrapbook": {"name": "fig-b", "mime_prefix": ""}},
+    )
+    nb = _executed([(["parameters"], []), ([], []), (["remove-cell"], [glued]), ([], [])])
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell("```{glue:figure} fig-b\n:name: fig-b\n\nCaption.\n```")
+    )
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell("Inline {glue:figure}`fig-b` and {glue:figure}`x`")
+    )
+    nb.cells.append(nbformat.v4.new_markdown_cell("```{glue:figure} unknown\n```"))
+    ipynb, source = tmp_path / "nb.ipynb", tmp_path / "nb.py"
+    nbformat.write(nb, ipynb)
+    source.write_text(JUPYTEXT)
+    assert annotate_notebook(ipynb, source, "c0ffee") == 2
+    out = nbformat.read(ipynb, as_version=4)
+    texts = [c.source for c in out.cells]
+    note = "<small>Produced by code cell 3 of `notebooks/nb.py` (line 26).</small>"
+    i = texts.index("```{glue:figure} fig-b\n:name: fig-b\n\nCaption.\n```")
+    assert texts[i + 1] == note and texts[i + 3] == note  # after each cell that shows it
+    assert texts[-1] == "```{glue:figure} unknown\n```"  # a key no cell glued: no note
+
+
 def test_annotate_notebook_refuses_a_cell_count_mismatch(tmp_path):
     nb = _executed([(["parameters"], [])])
     nbformat.write(nb, tmp_path / "nb.ipynb")

@@ -1,6 +1,7 @@
 """Annotations of an executed notebook: a provenance cell with download links and the git
 commit, and after every figure (image or interactive figure) or table a note naming the cell
-and its lines in the Jupytext source.
+and its lines in the Jupytext source; a figure shown by a ``{glue:figure}`` directive gets the
+note of the code cell that glued it, after the markdown cell that shows it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
 _MARKER = re.compile(r"^# %%(?:[ \t]|$)")
 _NON_CODE = re.compile(r"^# %%.*\[(?:markdown|md|raw)\]")
 _IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+_GLUE_FIGURE = re.compile(r"\{glue:figure\}(?:`([^`]+)`|[ \t]+(\S+))")
 
 
 def jupytext_code_cells(text: str) -> list[tuple[int, int]]:
@@ -52,13 +54,27 @@ def _shows_figure_or_table(cell) -> bool:
     return False
 
 
+def _glued_by(code) -> dict[str, int]:
+    """``{glue key: index of the code cell that glued it}`` (myst-nb's ``scrapbook`` output
+    metadata; the first cell wins)."""
+    out: dict[str, int] = {}
+    for k, cell in enumerate(code):
+        for output in cell.get("outputs", []):
+            key = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                out.setdefault(key, k)
+    return out
+
+
 def annotate_notebook(ipynb: Path, source: Path, commit: str, dirty: bool = False) -> int:
     """Add provenance cells to an executed notebook, in place; return the notes added.
 
     The first cell (tagged ``provenance``) links the Jupytext source and the executed
     notebook (``{download}`` roles, relative to the notebook, so ``source`` must be copied
     beside it) and names the git commit.  After every code cell that shows an image or an
-    HTML table, a note gives the cell's number and line span in ``notebooks/<name>.py``:
+    HTML table, and after every markdown cell that shows a glued figure
+    (``{glue:figure} key``), a note gives the cell's number and line span in
+    ``notebooks/<name>.py``:
     the k-th code cell of the Jupytext file is the k-th code cell of the notebook, not
     counting the cell papermill injects (tagged ``injected-parameters``).
 
@@ -87,18 +103,31 @@ def annotate_notebook(ipynb: Path, source: Path, commit: str, dirty: bool = Fals
     cells = []
     notes = 0
     position = {id(c): k for k, c in enumerate(code)}
+    glued = _glued_by(code)
+
+    def note_for(ks: list[int]):
+        parts = []
+        for k in ks:
+            first, last = spans[k]
+            lines = f"line {first}" if first == last else f"lines {first}-{last}"
+            parts.append(f"code cell {k + 1} of `notebooks/{name}.py` ({lines})")
+        note = nbformat.v4.new_markdown_cell(f"<small>Produced by {'; '.join(parts)}.</small>")
+        note.metadata["tags"] = ["provenance"]
+        return note
+
     for cell in nb.cells:
         cells.append(cell)
+        if cell.cell_type == "markdown":
+            keys = [a or b for a, b in _GLUE_FIGURE.findall(cell.source)]
+            ks = sorted({glued[key] for key in keys if key in glued})
+            if ks:
+                cells.append(note_for(ks))
+                notes += 1
+            continue
         k = position.get(id(cell))
         if k is None or not _shows_figure_or_table(cell):
             continue
-        first, last = spans[k]
-        lines = f"line {first}" if first == last else f"lines {first}-{last}"
-        note = nbformat.v4.new_markdown_cell(
-            f"<small>Produced by code cell {k + 1} of `notebooks/{name}.py` ({lines}).</small>"
-        )
-        note.metadata["tags"] = ["provenance"]
-        cells.append(note)
+        cells.append(note_for([k]))
         notes += 1
     header = nbformat.v4.new_markdown_cell(
         f"Source: {{download}}`notebooks/{name}.py <{name}.py>` (Jupytext) and the "
