@@ -175,3 +175,105 @@ def test_flat_noise_is_undetermined():
     rng = np.random.default_rng(3)
     y = 20 * (1 + 0.02 * rng.standard_normal(STEPS.size))
     assert model_free_regime(STEPS, y)["regime"] == "undetermined"
+
+
+# --- exact checks of intervals.py against independent computations -------------------------
+
+EARLY = EXAMPLE_CURVES["early_peak"] | {"gam": 2e-3}
+
+
+def _eq9(params=EARLY, steps=STEPS):
+    from massive_activations.curve import eq9
+
+    return eq9(steps, **params)
+
+
+def _noisy_fit(seed=5, cv=0.03, procedure="ours", ar=None):
+    rng = np.random.default_rng(seed)
+    noise = (
+        cv * rng.standard_normal(STEPS.size)
+        if ar is None
+        else shared_noise(STEPS.size, cv, ar, rng=seed)
+    )
+    return fit_series(STEPS, _eq9() * (1 + noise), procedure=procedure)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 9, 41, 100, 130, 1001])
+def test_default_lag_is_the_ceiling_of_the_cube_root(n):
+    import math
+
+    assert intervals.default_lag(n) == max(1, math.ceil(n ** (1 / 3)))
+    assert intervals.default_lag(41) == 4
+
+
+def _lag1(r):
+    r = np.asarray(r, float)
+    rho = np.dot(r[1:], r[:-1]) / np.dot(r, r)
+    return min(max(rho + (1 + 3 * rho) / r.size, 0.0), 0.98)
+
+
+def test_residual_autocorrelation_is_the_bias_corrected_lag1_coefficient():
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(30)
+    got = intervals.residual_autocorrelation(white)
+    assert 0 < got < 0.98  # unclipped here
+    assert got == pytest.approx(_lag1(white), rel=1e-12)
+    # a hand case: r = (1, 2, 0, 1): rho = (2 + 0 + 0) / 6 = 1/3, + (1 + 1) / 4 = 5/6
+    assert intervals.residual_autocorrelation([1.0, 2.0, 0.0, 1.0]) == pytest.approx(5 / 6)
+    # n = 3: rho = (1*2 + 2*1) / 6 = 2/3, + (1 + 2) / 3 -> clipped to 0.98
+    assert intervals.residual_autocorrelation([1.0, 2.0, 1.0]) == 0.98
+    # n = 3 unclipped: (1, -1, 1): rho = -2/3, + (1 - 2) / 3 = -1 -> 0
+    assert intervals.residual_autocorrelation([1.0, -1.0, 1.0]) == 0.0
+    # n = 3 inside: (1, 0, -1)... rho = 0 - 0 = 0 / 2 = 0, + 1/3
+    assert intervals.residual_autocorrelation([1.0, 0.0, -1.0]) == pytest.approx(1 / 3)
+    # a slow wave is clipped at 0.98, an alternating sequence at 0
+    assert intervals.residual_autocorrelation(np.sin(np.linspace(0, 3, 40))) == 0.98
+    alt = (-1.0) ** np.arange(40) * (1 + 0.1 * rng.random(40))
+    assert intervals.residual_autocorrelation(alt) == 0.0
+    # too short or all zero: no autocorrelation
+    assert intervals.residual_autocorrelation([1.0, 1.0]) == 0.0
+    assert intervals.residual_autocorrelation(np.zeros(10)) == 0.0
+
+
+def _sandwich(J, r, rho):
+    n, k = J.shape
+    i = np.arange(n)
+    omega = np.sum(r**2) / (n - k) * rho ** np.abs(np.subtract.outer(i, i))
+    bread = np.linalg.inv(J.T @ J)
+    return bread @ J.T @ omega @ J @ bread
+
+
+def test_hac_covariance_is_the_ar1_sandwich():
+    for ar in (None, 0.9):
+        fit = _noisy_fit(seed=7, ar=ar)
+        p = fit.problem
+        J, r = p.jacobian(fit.theta), p.residual(fit.theta)
+        np.testing.assert_allclose(
+            intervals.hac_covariance(fit, rho=0.3), _sandwich(J, r, 0.3), rtol=1e-9
+        )
+        # default: the residuals' own rho, but at least 0.5
+        rho = max(_lag1(r), 0.5)
+        assert (rho > 0.5) == (ar is not None)  # both branches are exercised
+        np.testing.assert_allclose(intervals.hac_covariance(fit), _sandwich(J, r, rho), rtol=1e-9)
+    assert intervals.RHO_FLOOR == 0.5
+    # no covariance without a usable fit or with no residual degrees of freedom
+    assert intervals.hac_covariance(dataclasses.replace(fit, status="failed")) is None
+    assert intervals.hac_covariance(dataclasses.replace(fit, problem=None)) is None
+    assert intervals.hac_covariance(dataclasses.replace(fit, theta=None)) is None
+    for n_points, usable in ((6, True), (5, False)):  # k = 5 parameters
+        short = dataclasses.replace(fit, problem=_last(fit.problem, n_points))
+        assert (intervals.hac_covariance(short, rho=0.0) is not None) == usable
+
+
+def _last(problem, n):
+    """The same hypothesis and scales on the last ``n`` points (only its shape matters)."""
+    from massive_activations.fitting.problem import Problem
+
+    return Problem(
+        problem.hypothesis,
+        problem.steps[-n:],
+        problem.y[-n:],
+        problem.sigma[-n:],
+        t_scale=problem.t_scale,
+        log_scale=True,
+    )
