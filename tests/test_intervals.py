@@ -277,3 +277,109 @@ def _last(problem, n):
         t_scale=problem.t_scale,
         log_scale=True,
     )
+
+
+def _log_t_peak_gradient(fit, theta, step=1e-4):
+    """Central differences of log t_peak in theta (a step unlike the package's)."""
+    p = fit.problem
+
+    def log_tp(th):
+        return np.log(p.hypothesis.t_peak(p.to_original(th[None]))[0])
+
+    g = np.zeros(theta.size)
+    for j in range(theta.size):
+        h = step * max(abs(theta[j]), 1.0)
+        e = np.zeros(theta.size)
+        e[j] = h
+        g[j] = (log_tp(theta + e) - log_tp(theta - e)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_theta_intervals_match_a_delta_method_computed_here(level):
+    from scipy import stats
+
+    fit = _noisy_fit(seed=11)
+    p, theta = fit.problem, fit.theta
+    cov = intervals.hac_covariance(fit, rho=0.4)
+    out = intervals.theta_intervals(fit, cov, level)
+    assert set(out) == {*fit.names, "t_peak"}
+    q = stats.t.isf((1 - level) / 2, STEPS.size - 5)
+    se = np.sqrt(np.diag(cov))
+    scale = {"A": p.y_scale, "K": p.y_scale}  # eq9: A = s A~, K = y_min + s K~
+    for j, name in enumerate(fit.names):
+        est = fit.params[name]
+        if p.log[j]:  # lam, gam, t0: exp of theta +- q se, times the unit
+            want = (est * np.exp(-q * se[j]), est * np.exp(q * se[j]))
+        else:
+            want = (est - q * se[j] * scale[name], est + q * se[j] * scale[name])
+        assert out[name] == pytest.approx(want, rel=1e-9), name
+    tp = p.hypothesis.t_peak(p.to_original(theta[None]))[0]
+    assert 0 < tp < STEPS.max()
+    g = _log_t_peak_gradient(fit, theta)
+    half = q * np.sqrt(g @ cov @ g)
+    assert out["t_peak"] == pytest.approx((tp * np.exp(-half), tp * np.exp(half)), rel=1e-5)
+    # no covariance: NaN everywhere
+    none = intervals.theta_intervals(fit, None)
+    assert set(none) == set(out) and np.isnan(list(none.values())).all()
+
+
+def test_theta_intervals_of_eq14_mix_parameters_by_the_delta_method():
+    from scipy import stats
+
+    y = _eq9() * (1 + 0.03 * np.random.default_rng(2).standard_normal(STEPS.size))
+    fit = fit_series(STEPS, y, hypothesis="eq14", procedure="ours")
+    p, theta = fit.problem, fit.theta
+    cov = intervals.hac_covariance(fit, rho=0.0)
+    out = intervals.theta_intervals(fit, cov)
+    q = stats.t.isf(0.025, p.n - 5)
+    # Jacobian of the original parameters in theta, by central differences
+    D = np.zeros((5, 5))
+    for j in range(5):
+        e = np.zeros(5)
+        e[j] = 1e-6
+        D[:, j] = (p.to_original(theta + e) - p.to_original(theta - e)) / 2e-6
+    cov_orig = D @ cov @ D.T
+    j = fit.names.index("A2")  # A2 = s (A2~ - A1~ log T) mixes A1 and A2
+    half = q * np.sqrt(cov_orig[j, j])
+    assert out["A2"] == pytest.approx((fit.params["A2"] - half, fit.params["A2"] + half), rel=1e-5)
+    g = _log_t_peak_gradient(fit, theta)
+    tp = p.hypothesis.t_peak(p.to_original(theta[None]))[0]
+    half = q * np.sqrt(g @ cov @ g)
+    assert out["t_peak"] == pytest.approx((tp * np.exp(-half), tp * np.exp(half)), rel=1e-4)
+
+
+def test_open_percentile_ci_on_hand_counted_samples():
+    v = np.arange(1.0, 11.0)  # 1..10; level 0.8: tails of 10 %
+    # inverted CDF: the smallest value whose share of the sample reaches the tail
+    assert intervals.open_percentile_ci(v, 0, 0.8) == (1.0, 9.0)
+    assert intervals.open_percentile_ci([*v, np.nan], 0, 0.8) == (1.0, 9.0)  # NaN dropped
+    # one failure: lower over (-inf, 1..10): 2/11 >= 0.1 -> 1; upper over (1..10, inf): 10
+    assert intervals.open_percentile_ci(v, 1, 0.8) == (1.0, 10.0)
+    # two failures: 2/12 >= 0.1 -> the second -inf; 11/12 >= 0.9 -> the first +inf
+    assert intervals.open_percentile_ci(v, 2, 0.8) == (-np.inf, np.inf)
+    assert intervals.open_percentile_ci([], 3) == (-np.inf, np.inf)
+    # 198 values 0..197: plain 2.5 % tails: ceil(4.95) = 5th and ceil(193.05) = 194th value;
+    # Hesterberg's for 10 clusters, 0.85 %: ceil(1.69) = 2nd and ceil(196.3) = 197th
+    w = np.arange(198.0)
+    assert intervals.open_percentile_ci(w, 0) == (4.0, 193.0)
+    assert intervals.open_percentile_ci(w, 0, n_clusters=10) == (1.0, 196.0)
+    assert intervals.open_percentile_ci(w, 0, level=0.9) == (9.0, 188.0)  # 9.9, 188.1
+
+
+def test_expanded_tail_for_few_clusters_and_other_levels():
+    from scipy import stats
+
+    assert intervals.expanded_tail(0.95, 2) == pytest.approx(0.025)  # too few: plain
+    assert intervals.expanded_tail(0.9, None) == pytest.approx(0.05)
+    z = np.sqrt(3 / 2) * stats.t.isf(0.05, 2)
+    assert intervals.expanded_tail(0.9, 3) == pytest.approx(stats.norm.sf(z))
+
+
+def test_union_is_the_smallest_interval_holding_all():
+    assert intervals.union((1.0, 2.0), (0.0, 1.5)) == (0.0, 2.0)
+    assert intervals.union((1.0, 2.0), (1.2, 3.0), (0.5, 1.0)) == (0.5, 3.0)
+    assert intervals.union((1.0, 2.0)) == (1.0, 2.0)
+    assert intervals.union((-np.inf, 2.0), (0.0, 3.0)) == (-np.inf, 3.0)
+    assert np.isnan(intervals.union((1.0, np.nan), (0.0, 1.0))).all()
+    assert np.isnan(intervals.union()).all()
