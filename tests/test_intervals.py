@@ -383,3 +383,121 @@ def test_union_is_the_smallest_interval_holding_all():
     assert intervals.union((-np.inf, 2.0), (0.0, 3.0)) == (-np.inf, 3.0)
     assert np.isnan(intervals.union((1.0, np.nan), (0.0, 1.0))).all()
     assert np.isnan(intervals.union()).all()
+
+
+def _resampled(fit, n, seed, block):
+    """The data sets of a moving-block bootstrap, built here: (Y, normalised Z, weights W)."""
+    p = fit.problem
+    f = p.curve(fit.theta)
+    m, k = p.n, 5
+    relative = p.sigma is not None
+    e = p.y / f - 1 if relative else p.y - f
+    e = (e - np.mean(e)) * np.sqrt(m / (m - k))
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, m, size=(n, -(-m // block)))
+    Y = np.empty((n, m))
+    for i in range(n):
+        idx = [(s + d) % m for s in starts[i] for d in range(block)][:m]
+        Y[i] = f * (1 + e[idx]) if relative else f + e[idx]
+    Z = (Y - p.y_min) / p.y_scale
+    W = p.y_scale / (np.median(p.sigma / np.abs(p.y)) * np.abs(Y)) if relative else np.ones_like(Y)
+    return Y, Z, W
+
+
+@pytest.mark.parametrize("procedure", ["ours", "paper"])
+def test_block_bootstrap_resamples_blocks_of_the_inflated_residuals(procedure, monkeypatch):
+    fit = _noisy_fit(seed=3, procedure=procedure)
+    assert (fit.problem.sigma is not None) == (procedure == "ours")  # both residual kinds
+    seen = {}
+    batch = fit.problem.batch
+
+    def spy(Z, W=None):
+        seen["Z"], seen["W"] = np.array(Z), np.array(W)
+        return batch(Z, W)
+
+    monkeypatch.setattr(fit.problem, "batch", spy)
+    for block, used in ((None, intervals.default_lag(STEPS.size) + 1), (3, 3), (0, 1)):
+        boot = intervals.block_bootstrap(fit, n=7, seed=4, block=block)
+        assert (boot.n, boot.block, boot.seed) == (7, used, 4)
+        _, Z, W = _resampled(fit, 7, 4, used)
+        np.testing.assert_allclose(seen["Z"], Z, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(seen["W"], W, rtol=1e-12)
+        assert boot.n_ok == 7 and boot.params.shape == (7, 5) and boot.t_peak.shape == (7,)
+
+
+def test_block_bootstrap_replicates_of_exact_data_return_the_estimate():
+    for procedure in ("ours", "paper"):
+        fit = fit_series(STEPS, _eq9(), procedure=procedure)
+        boot = intervals.block_bootstrap(fit, n=20, seed=1)
+        assert boot.n_ok == 20
+        truth = np.array([EARLY[n] for n in fit.names])
+        np.testing.assert_allclose(boot.params, np.tile(truth, (20, 1)), rtol=1e-5)
+        tp = fit.problem.hypothesis.t_peak(truth[None])[0]
+        np.testing.assert_allclose(boot.t_peak, tp, rtol=1e-5)
+        assert boot.ci(0) == pytest.approx((EARLY["A"], EARLY["A"]), rel=1e-5)
+        assert boot.ci() == pytest.approx((tp, tp), rel=1e-5)
+
+
+def test_block_bootstrap_spread_is_the_standard_error_and_depends_on_the_seed():
+    fit = _noisy_fit(seed=5)
+    boot = intervals.block_bootstrap(fit, n=200, seed=0, block=1)
+    again = intervals.block_bootstrap(fit, n=200, seed=0, block=1)
+    other = intervals.block_bootstrap(fit, n=200, seed=1, block=1)
+    np.testing.assert_array_equal(boot.params, again.params)
+    assert not np.array_equal(boot.params, other.params)
+    # independent noise, blocks of one: the spread of each parameter is of the order of the
+    # (independent-residual) covariance standard error
+    ratio = boot.params.std(axis=0) / np.array([fit.stderr[n] for n in fit.names])
+    assert np.all((ratio > 0.7) & (ratio < 1.5)), ratio
+    # a failed fit has no bootstrap
+    assert intervals.block_bootstrap(dataclasses.replace(fit, status="failed")) is None
+    assert intervals.block_bootstrap(dataclasses.replace(fit, problem=None)) is None
+    assert intervals.block_bootstrap(dataclasses.replace(fit, theta=None)) is None
+
+
+def test_failed_block_bootstrap_replicates_open_its_interval():
+    values = np.arange(1.0, 11.0)
+    boot = intervals.BlockBootstrap(
+        np.column_stack([values, -values]), values * 2, n=12, block=3, seed=9
+    )
+    assert (boot.n, boot.n_ok, boot.block, boot.seed) == (12, 10, 3, 9)
+    assert boot.ci(0, level=0.8) == (-np.inf, np.inf)  # 2 of 12 failed: both ends open
+    boot.n = 11  # one failed: 2/11 and 10/11 of the sample
+    assert boot.ci(0, level=0.8) == (1.0, 10.0)
+    assert boot.ci(1, level=0.8) == (-10.0, -1.0)
+    assert boot.ci(None, level=0.8) == (2.0, 20.0)
+    boot.n = 10
+    assert boot.ci(0, level=0.8) == (1.0, 9.0)
+    assert boot.ci(0) == (1.0, 10.0)  # 95 %
+
+
+def _seq_bootstrap(fit, n, n_ok, seed=0):
+    from massive_activations.fitting.uncertainty import Bootstrap
+
+    rng = np.random.default_rng(seed)
+    est = np.array([fit.params[n] for n in fit.names])
+    P = est * (1 + 0.2 * rng.standard_normal((n_ok, est.size)))
+    tp = fit.problem.hypothesis.t_peak(P)
+    return Bootstrap(P, fit.problem.to_theta(P), tp, n, seed, 10)
+
+
+def test_reported_intervals_are_the_union_of_hac_and_sequence_bootstrap():
+    fit = _noisy_fit(seed=8)
+    for level in (0.95, 0.8):
+        hac = intervals.theta_intervals(fit, intervals.hac_covariance(fit), level)
+        for n_ok, n in ((100, 100), (90, 100), (50, 100)):
+            fit.bootstrap = _seq_bootstrap(fit, n, n_ok)
+            got = intervals.reported_intervals(fit, level)
+            for name in (*fit.names, "t_peak"):
+                j = None if name == "t_peak" else fit.names.index(name)
+                sample = fit.bootstrap.t_peak if j is None else fit.bootstrap.params[:, j]
+                lo, hi = intervals.open_percentile_ci(sample, n - n_ok, level, n_clusters=10)
+                want = (min(lo, hac[name][0]), max(hi, hac[name][1]))
+                assert got[name] == want, (name, n_ok, level)
+            assert np.isinf(got["A"]).all() == (n_ok < n)  # 10 % failed > 0.85 % tail: open
+    # a bootstrap with more than half failed, or none: not identified
+    fit.bootstrap = _seq_bootstrap(fit, 100, 49)
+    assert np.isnan(list(intervals.reported_intervals(fit).values())).all()
+    fit.bootstrap = None
+    out = intervals.reported_intervals(fit)
+    assert set(out) == {*fit.names, "t_peak"} and np.isnan(list(out.values())).all()
