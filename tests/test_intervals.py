@@ -483,11 +483,13 @@ def _seq_bootstrap(fit, n, n_ok, seed=0):
 
 def test_reported_intervals_are_the_union_of_hac_and_sequence_bootstrap():
     fit = _noisy_fit(seed=8)
-    for level in (0.95, 0.8):
+    for level in (None, 0.8):  # None: the default, 95 %
+        args = () if level is None else (level,)
+        level = level or 0.95
         hac = intervals.theta_intervals(fit, intervals.hac_covariance(fit), level)
         for n_ok, n in ((100, 100), (90, 100), (50, 100)):
             fit.bootstrap = _seq_bootstrap(fit, n, n_ok)
-            got = intervals.reported_intervals(fit, level)
+            got = intervals.reported_intervals(fit, *args)
             for name in (*fit.names, "t_peak"):
                 j = None if name == "t_peak" else fit.names.index(name)
                 sample = fit.bootstrap.t_peak if j is None else fit.bootstrap.params[:, j]
@@ -501,3 +503,101 @@ def test_reported_intervals_are_the_union_of_hac_and_sequence_bootstrap():
     fit.bootstrap = None
     out = intervals.reported_intervals(fit)
     assert set(out) == {*fit.names, "t_peak"} and np.isnan(list(out.values())).all()
+
+
+def test_theta_intervals_of_a_negative_t_peak_zero_and_huge_covariances():
+    import warnings
+
+    from scipy import stats
+
+    fit = _noisy_fit(seed=11)
+    p = fit.problem
+    cov = intervals.hac_covariance(fit, rho=0.4)
+    q = stats.t.isf(0.025, STEPS.size - 5)
+    # t0 = 10 puts Eq. 9's peak before step 0: the delta method on t_peak itself
+    late = dataclasses.replace(fit, theta=p.to_theta(np.array([200.0, 0.3, 2e-3, 10.0, 5.0])))
+
+    def tp(th):
+        return p.hypothesis.t_peak(p.to_original(th[None]))[0]
+
+    theta = late.theta
+    g = np.array([(tp(theta + 1e-5 * e) - tp(theta - 1e-5 * e)) / 2e-5 for e in np.eye(5)])
+    t = tp(theta)
+    assert t < 0
+    half = q * np.sqrt(g @ cov @ g)
+    got = intervals.theta_intervals(late, cov)["t_peak"]
+    assert got == pytest.approx((t - half, t + half), rel=1e-5)
+    # a zero covariance: every interval is the estimate itself
+    zero = intervals.theta_intervals(fit, np.zeros((5, 5)))
+    t = tp(fit.theta)
+    assert zero["t_peak"] == pytest.approx((t, t), rel=1e-12)
+    assert zero["lam"] == pytest.approx((fit.params["lam"],) * 2, rel=1e-12)
+    # an enormous one: the log-scale ends overflow to 0 and inf, quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge = intervals.theta_intervals(fit, np.eye(5) * 1e8)
+    assert huge["lam"] == (0.0, np.inf) and huge["t_peak"] == (0.0, np.inf)
+
+
+def test_a_sandwich_with_a_negative_variance_is_refused():
+    fit = _noisy_fit(seed=5)
+    p = fit.problem
+    J, r = p.jacobian(fit.theta), p.residual(fit.theta)
+    assert np.any(np.diag(_sandwich(J, r, -2.0)) <= 0)  # rho = -2 is no covariance
+    assert intervals.hac_covariance(fit, rho=-2.0) is None
+
+
+def test_open_percentile_ci_of_one_value():
+    assert intervals.open_percentile_ci([3.0], 0) == (3.0, 3.0)
+    assert intervals.open_percentile_ci([np.nan, 3.0], 0) == (3.0, 3.0)
+
+
+def test_block_bootstrap_defaults_small_samples_and_impossible_replicates(monkeypatch):
+    from massive_activations.fitting.problem import Problem
+
+    fit = _noisy_fit(seed=3)
+    boot = intervals.block_bootstrap(fit)
+    assert (boot.n, boot.seed, boot.block) == (200, 0, 5)
+    np.testing.assert_array_equal(
+        boot.params, intervals.block_bootstrap(fit, n=200, seed=0, block=5).params
+    )
+    truth = np.array([EARLY[n] for n in fit.names])
+    seen = {}
+
+    def spying(problem):
+        batch = problem.batch
+
+        def spy(Z, W=None):
+            seen["Z"] = np.array(Z)
+            return batch(Z, W)
+
+        monkeypatch.setattr(problem, "batch", spy)
+        return problem
+
+    # six points, k = 5: the residuals are inflated by sqrt(6 / 1)
+    steps6, y6 = STEPS[-6:], _eq9(steps=STEPS[-6:]) * (1 + 0.01 * np.array([1, -1, 2, 0, -2, 1]))
+    p6 = spying(Problem("eq9", steps6, y6, 0.01 * y6, log_scale=True))
+    six = dataclasses.replace(fit, problem=p6, theta=p6.to_theta(truth))
+    intervals.block_bootstrap(six, n=4, seed=2, block=2)
+    np.testing.assert_allclose(seen["Z"], _resampled(six, 4, 2, 2)[1], rtol=1e-10, atol=1e-12)
+    # curve values below 1 are fine; a non-positive curve has no relative residuals
+    small = _eq9() / 100
+    ps = Problem("eq9", STEPS, small, 0.01 * small, log_scale=True)
+    tiny = dataclasses.replace(fit, problem=ps, theta=ps.to_theta(truth / [100, 1, 1, 1, 100]))
+    assert np.min(ps.curve(tiny.theta)) < 1
+    assert intervals.block_bootstrap(tiny, n=10).n_ok == 10
+    below = dataclasses.replace(
+        tiny, theta=ps.to_theta(truth / [100, 1, 1, 1, 100] - [0, 0, 0, 0, 1])
+    )
+    assert np.min(ps.curve(below.theta)) <= 0
+    assert intervals.block_bootstrap(below, n=10) is None
+    # one point at 2 % of the curve: replicates that draw it go negative and count as failed
+    y = _eq9() * (1 + 0.01 * np.random.default_rng(0).standard_normal(STEPS.size))
+    y[20] = 0.02 * _eq9()[20]
+    po = spying(Problem("eq9", STEPS, y, 0.01 * y, log_scale=True))
+    out = dataclasses.replace(fit, problem=po, theta=po.to_theta(truth))
+    boot = intervals.block_bootstrap(out, n=40, seed=3)
+    Y = _resampled(out, 40, 3, 5)[0]
+    positive = np.all(Y > 0, axis=1)
+    assert 0 < positive.sum() < 40
+    assert 0 < boot.n_ok <= positive.sum()
