@@ -601,3 +601,21 @@ def test_block_bootstrap_defaults_small_samples_and_impossible_replicates(monkey
     positive = np.all(Y > 0, axis=1)
     assert 0 < positive.sum() < 40
     assert 0 < boot.n_ok <= positive.sum()
+
+
+def test_theta_intervals_of_a_t_peak_below_one_step_use_the_log_scale():
+    from scipy import stats
+
+    fit = _noisy_fit(seed=11)
+    p = fit.problem
+    cov = intervals.hac_covariance(fit, rho=0.4)
+    # Eq. 9's t_peak falls by 1 / gam per unit of t0: t0 here puts it at half a step
+    tp0 = p.hypothesis.t_peak(np.array([[200.0, 0.3, 2e-3, 1.2, 5.0]]))[0]
+    early = np.array([200.0, 0.3, 2e-3, 1.2 + (tp0 - 0.5) * 2e-3, 5.0])
+    soon = dataclasses.replace(fit, theta=p.to_theta(early))
+    t = p.hypothesis.t_peak(early[None])[0]
+    assert 0 < t < 1
+    g = _log_t_peak_gradient(soon, soon.theta, step=1e-7)
+    half = stats.t.isf(0.025, STEPS.size - 5) * np.sqrt(g @ cov @ g)
+    got = intervals.theta_intervals(soon, cov)["t_peak"]
+    assert got == pytest.approx((t * np.exp(-half), t * np.exp(half)), rel=1e-3)
