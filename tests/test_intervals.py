@@ -347,6 +347,10 @@ def test_theta_intervals_of_eq14_mix_parameters_by_the_delta_method():
     tp = p.hypothesis.t_peak(p.to_original(theta[None]))[0]
     half = q * np.sqrt(g @ cov @ g)
     assert out["t_peak"] == pytest.approx((tp * np.exp(-half), tp * np.exp(half)), rel=1e-4)
+    # a tiny covariance: the delta method still (no floor on the variance)
+    small = intervals.theta_intervals(fit, cov * 1e-12)["A2"]
+    half = q * np.sqrt(cov_orig[j, j] * 1e-12)
+    assert small == pytest.approx((fit.params["A2"] - half, fit.params["A2"] + half), rel=1e-9)
 
 
 def test_open_percentile_ci_on_hand_counted_samples():
@@ -619,3 +623,27 @@ def test_theta_intervals_of_a_t_peak_below_one_step_use_the_log_scale():
     half = stats.t.isf(0.025, STEPS.size - 5) * np.sqrt(g @ cov @ g)
     got = intervals.theta_intervals(soon, cov)["t_peak"]
     assert got == pytest.approx((t * np.exp(-half), t * np.exp(half)), rel=1e-3)
+
+
+def test_theta_intervals_without_a_finite_t_peak():
+    fit = _noisy_fit(seed=11)
+    p = fit.problem
+    # lam = 0: Eq. 9 rises logarithmically for ever, t_peak is infinite
+    flat = dataclasses.replace(fit, theta=p.to_theta(np.array([200.0, 0.0, 2e-3, 1.2, 5.0])))
+    assert p.hypothesis.t_peak(p.to_original(flat.theta[None]))[0] == np.inf
+    out = intervals.theta_intervals(flat, intervals.hac_covariance(fit, rho=0.4))
+    assert set(out) == {*fit.names, "t_peak"}
+    assert np.isnan(out["t_peak"]).all()
+    assert np.isfinite(out["A"]).all()
+
+
+def test_theta_intervals_use_the_t_quantile_of_the_residual_degrees_of_freedom():
+    from scipy import stats
+
+    fit = _noisy_fit(seed=11)
+    cov = intervals.hac_covariance(fit, rho=0.4)
+    se_k = np.sqrt(cov[4, 4]) * fit.problem.y_scale  # K = y_min + s K~
+    for n_points, dof in ((41, 36), (7, 2), (6, 1), (5, 1)):  # at least one
+        out = intervals.theta_intervals(dataclasses.replace(fit, n_points=n_points), cov)
+        half = stats.t.isf(0.025, dof) * se_k
+        assert out["K"] == pytest.approx((fit.params["K"] - half, fit.params["K"] + half))
