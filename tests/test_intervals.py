@@ -647,3 +647,13 @@ def test_theta_intervals_use_the_t_quantile_of_the_residual_degrees_of_freedom()
         out = intervals.theta_intervals(dataclasses.replace(fit, n_points=n_points), cov)
         half = stats.t.isf(0.025, dof) * se_k
         assert out["K"] == pytest.approx((fit.params["K"] - half, fit.params["K"] + half))
+
+
+def test_theta_intervals_give_no_t_peak_interval_without_a_finite_variance():
+    fit = _noisy_fit(seed=11)
+    # a negative and an infinite variance of log t_peak (K does not move t_peak)
+    for cov in (-1e-6 * np.eye(5), np.diag([np.inf] * 4 + [0.0])):
+        with np.errstate(invalid="ignore"):
+            out = intervals.theta_intervals(fit, cov)
+        assert set(out) == {*fit.names, "t_peak"}
+        assert np.isnan(out["t_peak"]).all()
