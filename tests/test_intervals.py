@@ -651,8 +651,10 @@ def test_theta_intervals_use_the_t_quantile_of_the_residual_degrees_of_freedom()
 
 def test_theta_intervals_give_no_t_peak_interval_without_a_finite_variance():
     fit = _noisy_fit(seed=11)
-    # a negative and an infinite variance of log t_peak (K does not move t_peak)
-    for cov in (-1e-6 * np.eye(5), np.diag([np.inf] * 4 + [0.0])):
+    # a negative and an infinite variance of log t_peak (lam moves t_peak)
+    for cov in (-1e-6 * np.eye(5), np.diag([0.0, np.inf, 0.0, 0.0, 0.0])):
+        g = _log_t_peak_gradient(fit, fit.theta)
+        assert np.isinf(g @ cov @ g) or g @ cov @ g < 0
         with np.errstate(invalid="ignore"):
             out = intervals.theta_intervals(fit, cov)
         assert set(out) == {*fit.names, "t_peak"}
