@@ -158,3 +158,25 @@ def test_fast_reductions_equal_torch(kind):
         ref = torch.topk(flat, 1, dim=1).indices[:, 0]
         assert position[:, 0].tolist() == (ref // 96).tolist()
         assert channel[:, 0].tolist() == (ref % 96).tolist()
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_the_fast_median_finds_the_rank_inside_its_bracket(kind, monkeypatch):
+    # the bracket search is exact by construction (a miss falls back to torch.median); what
+    # makes it fast is that it does not miss on ordinary data: no row may fall back
+    a = _data(kind)
+    flat = a.reshape(2, -1)
+    expected = torch.median(flat, dim=1).values
+    calls = []
+    real = torch.median
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "median", spy)
+    got = _lower_median(flat, 96)
+    assert calls == [], f"fell back to torch.median for {calls}"
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    k = (flat.shape[1] - 1) // 2  # the lower median is the (k + 1)-th smallest value
+    torch.testing.assert_close(got, torch.sort(flat, dim=1).values[:, k], rtol=0, atol=0)
