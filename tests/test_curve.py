@@ -375,3 +375,30 @@ def test_exp_or_inf_at_the_largest_exponent():
     top = curve._LOG_MAX
     assert np.isfinite(np.exp(top)) and curve._exp_or_inf(top) == np.exp(top)
     assert curve._exp_or_inf(np.nextafter(np.log(np.finfo(float).max), np.inf)) == np.inf
+
+
+@pytest.mark.parametrize(
+    ("checked", "unchecked"),
+    [
+        (curve.eq9, curve.eq9_unchecked),
+        (curve.eq9_jacobian, curve.eq9_jacobian_unchecked),
+        (curve.eq14, curve.eq14_unchecked),
+        (curve.eq14_jacobian, curve.eq14_jacobian_unchecked),
+    ],
+)
+def test_unchecked_kernels_equal_the_checked_curves_bit_for_bit(checked, unchecked):
+    # the solvers' fast path: the same numbers wherever the checked function accepts them
+    rng = np.random.default_rng(5)
+    t = np.concatenate([[0.0], np.sort(rng.uniform(0, 3e5, 60))])
+    for _ in range(300):
+        p = rng.normal(0, 1, 5) * 10.0 ** rng.integers(-6, 4, 5)
+        p[2] = abs(p[2]) + 1e-12 if checked.__name__.startswith("eq9") else p[2]
+        p[1] = abs(p[1]) if checked.__name__.startswith("eq14") else p[1]
+        p[3] = abs(p[3]) + 1e-9 if checked.__name__.startswith("eq9") else p[3]
+        with np.errstate(all="ignore"):
+            try:
+                want = checked(t, *p)
+            except ValueError:
+                continue
+            got = unchecked(t, *p)
+        assert np.array_equal(got, want, equal_nan=True), p

@@ -249,3 +249,15 @@ def test_unknown_names_are_refused_with_the_choices():
         get_procedure("mine")
     with pytest.raises(ValueError, match="needs exactly"):
         fit_series(SCHEDULES["scaled"], SCHEDULES["scaled"] + 1, start={"A": 1.0})
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_valid_point_agrees_with_valid(name):
+    # Problem.residual checks the domain with valid_point at every evaluation
+    h = get_hypothesis(name)
+    rng = np.random.default_rng(3)
+    u = np.sort(rng.uniform(0.0, 1.0, 40))
+    for _ in range(2000):
+        p = rng.normal(0, 1, h.k) * 10.0 ** rng.integers(-3, 3, h.k)
+        p[rng.random(h.k) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+        assert h.valid_point(p, u.min(), u.max()) == h.valid(p[None], u)[0], p

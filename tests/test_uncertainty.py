@@ -27,6 +27,7 @@ from massive_activations.fitting.uncertainty import (
     is_identified,
     percentile_ci,
     profile_ci,
+    regime_confirmed,
     t_peak_delta,
 )
 from massive_activations.measurement.trajectories import LayerSequences
@@ -281,3 +282,18 @@ def test_an_agreed_early_peak_needs_both_calls_to_see_the_same_peak():
     assert agreed_regime("log_rise", {"regime": "log_rise"}, (2e5, np.inf)) == "log_rise"
     assert agreed_regime("log_rise", mf, (2e5, np.inf)) == "undetermined"
     assert agreed_regime("undetermined", {"regime": "undetermined"}, (0, 1)) == "undetermined"
+
+
+def test_fit_all_profiles_only_where_identification_can_follow():
+    # a profile cannot make an unconfirmed Eq. 9 parameter identified: fit_all skips it there
+    from massive_activations.fitting.fit_all import fit_layer
+
+    for curve_name, want in (("early_peak", True), ("log_rise", False)):
+        seqs = _seqs(2, EXAMPLE_CURVES[curve_name])
+        kw = dict(hypotheses=("eq9",), procedures=("ours",), n_bootstrap=50)
+        fast, full = fit_layer(seqs, **kw)[0], fit_layer(seqs, **kw, profile_all=True)[0]
+        assert bool(fast.profile) == want == regime_confirmed(fast)
+        assert set(full.profile) == {"K", "lam"}
+        assert {n: is_identified(f) for n, f in fast.flags.items()} == {
+            n: is_identified(f) for n, f in full.flags.items()
+        }

@@ -34,10 +34,14 @@ __all__ = [
     "asymptote",
     "eq9",
     "eq9_jacobian",
+    "eq9_jacobian_unchecked",
     "eq9_to_eq14",
+    "eq9_unchecked",
     "eq14",
     "eq14_jacobian",
+    "eq14_jacobian_unchecked",
     "eq14_to_eq9",
+    "eq14_unchecked",
     "peak_x",
     "regime",
     "t_peak",
@@ -121,7 +125,35 @@ def eq9(t, A, lam, gam, t0, K) -> np.ndarray:
     x = _log_argument(
         t, gam, t0, label="x = gam*t + t0", fix="Use t0 > 0, or only steps t > -t0/gam."
     )
+    return _eq9_at(x, A, lam, K)
+
+
+def _eq9_at(x, A, lam, K):
     return A * np.exp(-lam * x) * np.log(x) + K
+
+
+def _eq9_jacobian_at(t, x, A, lam):
+    e = np.exp(-lam * x)
+    logx = np.log(x)
+    d_dx = A * e * (1.0 / x - lam * logx)
+    cols = (e * logx, -A * x * e * logx, d_dx * t, d_dx, np.ones_like(x))
+    return np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+
+def eq9_unchecked(t, A, lam, gam, t0, K) -> np.ndarray:
+    """:func:`eq9` without its checks, for a solver that checks the domain once per step.
+
+    The caller guarantees what :func:`eq9` checks (finite parameters, ``gam > 0``,
+    ``gam * t + t0 > 0`` at every ``t``); the values are then identical to :func:`eq9`'s.
+    Outside the domain the result is NaN or wrong, without an error.
+    """
+    return _eq9_at(gam * np.asarray(t, dtype=float) + t0, A, lam, K)
+
+
+def eq9_jacobian_unchecked(t, A, lam, gam, t0, K) -> np.ndarray:
+    """:func:`eq9_jacobian` without its checks (see :func:`eq9_unchecked`)."""
+    t = np.asarray(t, dtype=float)
+    return _eq9_jacobian_at(t, gam * t + t0, A, lam)
 
 
 def eq9_jacobian(t, A, lam, gam, t0, K) -> np.ndarray:
@@ -138,11 +170,7 @@ def eq9_jacobian(t, A, lam, gam, t0, K) -> np.ndarray:
     x = _log_argument(
         t, gam, t0, label="x = gam*t + t0", fix="Use t0 > 0, or only steps t > -t0/gam."
     )
-    e = np.exp(-lam * x)
-    logx = np.log(x)
-    d_dx = A * e * (1.0 / x - lam * logx)
-    cols = (e * logx, -A * x * e * logx, d_dx * t, d_dx, np.ones_like(x))
-    return np.stack(np.broadcast_arrays(*cols), axis=-1)
+    return _eq9_jacobian_at(t, x, A, lam)
 
 
 def eq14(t, b, tau0, A1, A2, K) -> np.ndarray:
@@ -162,8 +190,31 @@ def eq14(t, b, tau0, A1, A2, K) -> np.ndarray:
     """
     _check_finite(b=b, tau0=tau0, A1=A1, A2=A2, K=K)
     s = _log_argument(t, 1.0, tau0, label="t + tau0", fix="Use tau0 > 0, or only steps t > -tau0.")
-    t = np.asarray(t, dtype=float)
+    return _eq14_at(np.asarray(t, dtype=float), s, b, A1, A2, K)
+
+
+def _eq14_at(t, s, b, A1, A2, K):
     return np.exp(-b * t) * (A1 * np.log(s) + A2) + K
+
+
+def _eq14_jacobian_at(t, s, b, A1, A2):
+    e = np.exp(-b * t)
+    logs = np.log(s)
+    cols = (-t * e * (A1 * logs + A2), e * A1 / s, e * logs, e, np.ones_like(s))
+    return np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+
+def eq14_unchecked(t, b, tau0, A1, A2, K) -> np.ndarray:
+    """:func:`eq14` without its checks (finite parameters, ``t + tau0 > 0``; see
+    :func:`eq9_unchecked`)."""
+    t = np.asarray(t, dtype=float)
+    return _eq14_at(t, 1.0 * t + tau0, b, A1, A2, K)
+
+
+def eq14_jacobian_unchecked(t, b, tau0, A1, A2, K) -> np.ndarray:
+    """:func:`eq14_jacobian` without its checks (see :func:`eq14_unchecked`)."""
+    t = np.asarray(t, dtype=float)
+    return _eq14_jacobian_at(t, 1.0 * t + tau0, b, A1, A2)
 
 
 def eq14_jacobian(t, b, tau0, A1, A2, K) -> np.ndarray:
@@ -177,10 +228,7 @@ def eq14_jacobian(t, b, tau0, A1, A2, K) -> np.ndarray:
     _check_finite(b=b, tau0=tau0, A1=A1, A2=A2, K=K)
     t = np.asarray(t, dtype=float)
     s = _log_argument(t, 1.0, tau0, label="t + tau0", fix="Use tau0 > 0, or only steps t > -tau0.")
-    e = np.exp(-b * t)
-    logs = np.log(s)
-    cols = (-t * e * (A1 * logs + A2), e * A1 / s, e * logs, e, np.ones_like(s))
-    return np.stack(np.broadcast_arrays(*cols), axis=-1)
+    return _eq14_jacobian_at(t, s, b, A1, A2)
 
 
 def eq9_to_eq14(A, lam, gam, t0, K) -> Eq14Params:

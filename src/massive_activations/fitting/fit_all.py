@@ -87,6 +87,7 @@ def fit_layer(
     bootstrap: Sequence[str] = ("eq9", "eq14"),
     seed: int = 0,
     level: float = 0.95,
+    profile_all: bool = False,
 ) -> list[FitResult]:
     """Fit one (model, layer) with every hypothesis and procedure, with uncertainty.
 
@@ -100,7 +101,11 @@ def fit_layer(
         Overrides the ``"ours"`` procedure's fit window (the paper's is always ``"full"``).
     profile : sequence of str
         Hypotheses that get profile intervals (of their default parameters: ``K, lam`` for
-        Eq. 9); ``()`` for none.  Profiles cost ~0.1-3 s per fit, the bulk of the time.
+        Eq. 9); ``()`` for none.  Profiles cost ~0.1-3 s per fit, the bulk of the time, so
+        Eq. 9 / Eq. 14 fits get them only where they can change what is identified: on a
+        confirmed early peak (see :func:`~massive_activations.fitting.uncertainty.assess`).
+    profile_all : bool
+        Profile every converged fit of ``profile``'s hypotheses all the same.
     n_bootstrap : int
         Bootstrap replicates (0: none).
     bootstrap : sequence of str
@@ -128,6 +133,7 @@ def fit_layer(
                 seed=layer_seed,
                 level=level,
                 model_free=free,
+                profile_unconfirmed=profile_all,
             )
             fit.model_free = free  # also on failed fits, which assess leaves unchanged
             out.append(fit)
@@ -223,6 +229,7 @@ def fit_all(
     seed: int = 0,
     n_jobs: int = 1,
     progress: bool = True,
+    profile_all: bool = False,
 ) -> pd.DataFrame:
     """Fit every (model, layer) of an activation table.
 
@@ -234,7 +241,7 @@ def fit_all(
         Which dtype, when the table holds several.
     models : sequence of str, optional
         Restrict to these models.
-    hypotheses, procedures, quantity, window, profile, n_bootstrap, bootstrap, seed
+    hypotheses, procedures, quantity, window, profile, n_bootstrap, bootstrap, seed, profile_all
         See :func:`fit_layer`.
     n_jobs : int
         Worker processes (1: in this process).  Results do not depend on it.
@@ -270,6 +277,7 @@ def fit_all(
         n_bootstrap=n_bootstrap,
         bootstrap=tuple(bootstrap),
         seed=seed,
+        profile_all=profile_all,
     )
     units = []
     for model, layer in pairs.itertuples(index=False):

@@ -23,6 +23,7 @@ Eq. 9 and Eq. 14 are :mod:`massive_activations.curve`'s functions, the step resp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,10 @@ class Hypothesis:
         Parameters that get profile confidence intervals by default.
     log_names : tuple of str
         Positive scale parameters that the ``"ours"`` procedure fits on a log scale.
+    func_unchecked, jac_unchecked : callable, optional
+        ``func`` and ``jac`` without their domain checks, for a solver that checks the
+        domain once per step (:meth:`valid_point`); the same values inside the domain.
+        Default: ``func`` and ``jac``.
     """
 
     name: str
@@ -77,6 +82,14 @@ class Hypothesis:
     ours_bounds: dict = field(repr=False)
     profile: tuple[str, ...] = ()
     log_names: tuple[str, ...] = ()
+    func_unchecked: Callable | None = field(default=None, repr=False)
+    jac_unchecked: Callable | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.func_unchecked is None:
+            object.__setattr__(self, "func_unchecked", self.func)
+        if self.jac_unchecked is None:
+            object.__setattr__(self, "jac_unchecked", self.jac)
 
     @property
     def k(self) -> int:
@@ -110,6 +123,28 @@ class Hypothesis:
             elif self.name == "step2":
                 ok &= (p["w"] > 0) & (p["zeta"] >= 0)
         return ok
+
+    def valid_point(self, p, u_lo: float, u_hi: float) -> bool:
+        """:meth:`valid` for one parameter vector ``p`` on steps spanning ``[u_lo, u_hi]``.
+
+        The same answer as ``valid(p[None], u)[0]`` for any ``u`` with that minimum and
+        maximum (every domain condition is monotone in the step), in plain floats: a
+        solver calls it at every evaluation.
+        """
+        v = [float(x) for x in p]
+        if not all(math.isfinite(x) for x in v):
+            return False
+        q = dict(zip(self.names, v, strict=True))
+        if self.name == "eq9":
+            g, t0 = q["gam"], q["t0"]
+            return g > 0 and g * u_lo + t0 > 0 and g * u_hi + t0 > 0
+        if self.name == "eq14":
+            return u_lo + q["tau0"] > 0
+        if self.name == "step1":
+            return q["tau"] > 0
+        if self.name == "step2":
+            return q["w"] > 0 and q["zeta"] >= 0
+        return True
 
     def back_transform(self, t_scale: float, y_min: float, y_scale: float):
         """``(M, c)`` with ``p_orig = M @ p_norm + c`` (see the module docstring)."""
@@ -232,6 +267,8 @@ _EQ9 = Hypothesis(
     names=curve.EQ9_NAMES,
     func=curve.eq9,
     jac=curve.eq9_jacobian,
+    func_unchecked=curve.eq9_unchecked,
+    jac_unchecked=curve.eq9_jacobian_unchecked,
     linear=("A", "K"),
     grid={
         "lam": np.array([1e-6, 1e-4, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]),
@@ -249,6 +286,8 @@ _EQ14 = Hypothesis(
     names=curve.EQ14_NAMES,
     func=curve.eq14,
     jac=curve.eq14_jacobian,
+    func_unchecked=curve.eq14_unchecked,
+    jac_unchecked=curve.eq14_jacobian_unchecked,
     linear=("A1", "A2", "K"),
     grid={
         "b": np.array([0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]),

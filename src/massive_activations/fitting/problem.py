@@ -63,6 +63,7 @@ class Problem:
         self.y_min = float(np.min(self.y))
         self.y_scale = float(np.ptp(self.y)) or 1.0
         self.u = self.steps / self.t_scale
+        self._u_span = (float(np.min(self.u)), float(np.max(self.u))) if self.u.size else (0, 0)
         self.z = (self.y - self.y_min) / self.y_scale
         self.wn = np.ones_like(self.y) if sigma is None else self.y_scale / self.sigma
         self.log = np.array([bool(log_scale) and n in h.log_names for n in h.names])
@@ -119,16 +120,17 @@ class Problem:
     def residual(self, theta) -> np.ndarray:
         """Normalised weighted residuals ``wn * (f(u) - z)``; ``WALL`` outside the domain."""
         p = self.p_norm(theta)
-        if not self.hypothesis.valid(p[None], self.u)[0]:
+        if not self.hypothesis.valid_point(p, *self._u_span):
             return np.full(self.n, WALL)
-        return self.wn * (self.hypothesis.func(self.u, *p) - self.z)
+        return self.wn * (self.hypothesis.func_unchecked(self.u, *p) - self.z)
 
     def jacobian(self, theta) -> np.ndarray:
         """Jacobian of :meth:`residual` in ``theta``, ``(n, k)`` (zeros outside the domain)."""
         p = self.p_norm(theta)
-        if not self.hypothesis.valid(p[None], self.u)[0]:
+        if not self.hypothesis.valid_point(p, *self._u_span):
             return np.zeros((self.n, p.size))
-        return self.wn[:, None] * self.hypothesis.jac(self.u, *p) * self._dp(theta)
+        dp = np.where(self.log, p, 1.0)  # = self._dp(theta)
+        return self.wn[:, None] * self.hypothesis.jac_unchecked(self.u, *p) * dp
 
     def chisqr(self, p_orig) -> float:
         """Weighted chi-square (``sigma = 1`` unweighted) at *original* parameters."""

@@ -440,12 +440,16 @@ def assess(
     level: float = 0.95,
     corr_threshold: float = 0.99,
     model_free: dict | None = None,
+    profile_unconfirmed: bool = True,
 ) -> FitResult:
     """Fill a fit's uncertainty fields in place (and return it).
 
     Profile intervals (``profile=True``: the hypothesis's default parameters, or a tuple of
     names; skipped for fits that did not converge, whose profile would be meaningless and
-    slow), the ``t_peak`` delta interval, a bootstrap of ``n_bootstrap`` replicates when
+    slow, and, with ``profile_unconfirmed=False``, for Eq. 9 / Eq. 14 fits whose early peak
+    is not confirmed (:func:`regime_confirmed`): their parameters are flagged
+    ``"unconfirmed"`` whatever the profile says, so it cannot change what is identified,
+    and it is the slowest part of a fit), the ``t_peak`` delta interval, a bootstrap of ``n_bootstrap`` replicates when
     ``seqs`` is given, the reported interval of every parameter and of ``t_peak``
     (:func:`~massive_activations.fitting.intervals.reported_intervals`), the identifiability
     flags and the regime.  The regime is called only for a fit that converged inside its
@@ -465,8 +469,6 @@ def assess(
         else:
             model_free = model_free_regime(fit.steps, fit.problem.y)
     fit.model_free = dict(model_free)
-    if profile and fit.status in ("ok", "at_bound"):
-        fit.profile = profile_ci(fit, None if profile is True else profile, level)
     fit.t_peak, *delta = t_peak_delta(fit, level)
     fit.t_peak_delta = tuple(delta)
     if n_bootstrap and seqs is not None:
@@ -483,6 +485,9 @@ def assess(
         lo, hi = fit.intervals["t_peak"]
         sign = h.amplitude_sign([fit.params[n] for n in fit.names])
         fit.regime = classify(lo, hi, fit.t_max, sign)
+    needed = profile_unconfirmed or h.name not in ("eq9", "eq14") or regime_confirmed(fit)
+    if profile and fit.status in ("ok", "at_bound") and needed:
+        fit.profile = profile_ci(fit, None if profile is True else profile, level)
     fit.flags = identifiability(fit, corr_threshold)
     return fit
 
