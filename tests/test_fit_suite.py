@@ -55,6 +55,12 @@ def test_one_row_per_layer_hypothesis_and_procedure(fits):
     assert (fits.loc[fits["hypothesis"].isin(["step1", "step2"]), "n_boot"] == 0).all()
     ok = eq9[eq9["procedure"] == "ours"].iloc[0]
     assert ok["K_prof_lo"] < ok["K"] < ok["K_prof_hi"]
+    # profiles only where they can change what is identified: confirmed early peaks
+    e9 = fits[fits["hypothesis"] == "eq9"]
+    confirmed = e9["t_peak_identified"].fillna(False).astype(bool)
+    assert e9.loc[confirmed, "lam_prof_lo"].notna().all()
+    assert e9.loc[~confirmed, ["K_prof_lo", "lam_prof_hi"]].isna().all().all()
+    assert (~confirmed).any()
     assert ok["t_peak_boot_lo"] < ok["t_peak"] < ok["t_peak_boot_hi"]
     assert ok["regime"] == "early_peak" and len(ok["residuals"]) == ok["n_points"]
 
