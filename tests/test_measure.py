@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -13,7 +14,9 @@ from massive_activations.measurement.measure import (
     COLUMNS,
     _lower_median,
     _top3,
+    as_inputs,
     decoder_layers,
+    measure_inputs,
     measure_model,
 )
 
@@ -180,3 +183,26 @@ def test_the_fast_median_finds_the_rank_inside_its_bracket(kind, monkeypatch):
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     k = (flat.shape[1] - 1) // 2  # the lower median is the (k + 1)-th smallest value
     torch.testing.assert_close(got, torch.sort(flat, dim=1).values[:, k], rtol=0, atol=0)
+
+
+def test_as_inputs_names_the_variants():
+    ids = torch.arange(12).reshape(2, 6)
+    assert list(as_inputs(ids)) == ["raw"] and as_inputs(ids)["raw"] is ids
+    both = as_inputs({"eot_first": ids, "raw": ids + 1})
+    assert list(both) == ["eot_first", "raw"] and torch.equal(both["raw"], ids + 1)
+    for bad in ({}, {"raw": ids, "shuffled": ids}):
+        with pytest.raises(ValueError, match=r"variants among \['eot_first', 'raw'\]"):
+            as_inputs(bad)
+
+
+def test_measure_inputs_stacks_each_variant_measured_alone(tiny_neox, tiny_ids):
+    other = torch.flip(tiny_ids, dims=[1])
+    both = measure_inputs(tiny_neox, {"raw": tiny_ids, "eot_first": other})
+    assert list(both["variant"].unique()) == ["raw", "eot_first"]
+    assert both.index.equals(pd.RangeIndex(len(both)))
+    for name, ids in (("raw", tiny_ids), ("eot_first", other)):
+        alone = measure_model(tiny_neox, ids).assign(variant=name)
+        got = both[both["variant"] == name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, alone)
+    plain = measure_inputs(tiny_neox, tiny_ids)
+    pd.testing.assert_frame_equal(plain, measure_model(tiny_neox, tiny_ids).assign(variant="raw"))
