@@ -12,7 +12,11 @@ from torch import nn
 
 from massive_activations.measurement.measure import (
     COLUMNS,
+    _attention_module,
+    _first,
+    _LayerReducer,
     _lower_median,
+    _SinkReducer,
     _top3,
     as_inputs,
     decoder_layers,
@@ -204,5 +208,84 @@ def test_measure_inputs_stacks_each_variant_measured_alone(tiny_neox, tiny_ids):
         alone = measure_model(tiny_neox, ids).assign(variant=name)
         got = both[both["variant"] == name].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, alone)
+    # keyword arguments reach measure_model
+    sink = measure_inputs(copy.deepcopy(tiny_neox), {"raw": tiny_ids}, attention_sink=True)
+    assert sink["attn_first_pos"].notna().all()
     plain = measure_inputs(tiny_neox, tiny_ids)
     pd.testing.assert_frame_equal(plain, measure_model(tiny_neox, tiny_ids).assign(variant="raw"))
+
+
+def test_the_fast_median_of_an_odd_count_is_the_middle_value():
+    g = torch.Generator().manual_seed(4)
+    flat = torch.rand(2, 129 * 129, generator=g)  # odd size: the lower median is the middle
+    want = torch.sort(flat, dim=1).values[:, (flat.shape[1] - 1) // 2]
+    torch.testing.assert_close(_lower_median(flat, 129), want, rtol=0, atol=0)
+
+
+def test_the_fast_median_falls_back_when_the_rank_lies_just_above_its_bracket():
+    # 32768 values, stride 8, the sample 0..4095 on the grid brackets ranks [1917, 2177]; off
+    # the grid, 14205 values below the bracket and the rest far above put exactly k values at
+    # or below its top: the median is the next value (2178), outside the bracket
+    flat = torch.full((1, 32768), 5000.0)
+    flat[0, ::8] = torch.arange(4096.0)
+    off = torch.nonzero(torch.arange(32768) % 8 != 0)[:, 0]
+    flat[0, off[:14205]] = -1.0
+    assert torch.median(flat, dim=1).values.item() == 2178.0
+    assert _lower_median(flat, 1).tolist() == [2178.0]
+
+
+def test_the_layer_reducer_reduces_large_layers_exactly():
+    g = torch.Generator().manual_seed(2)
+    hidden = torch.randn(2, 200, 100, generator=g)  # 20000 values per sequence: the fast path
+    reducer = _LayerReducer()
+    reducer(None, None, (hidden,))
+    row = reducer.batches[0]
+    assert row.shape == (2, 6)
+    a = hidden.abs().reshape(2, -1)
+    torch.testing.assert_close(row[:, 3], torch.median(a, dim=1).values.double(), rtol=0, atol=0)
+    torch.testing.assert_close(row[:, 0], a.max(dim=1).values.double(), rtol=0, atol=0)
+
+
+def test_first_takes_the_hidden_state_of_a_tuple_output():
+    h, other = torch.ones(2), torch.zeros(2)
+    assert _first(h) is h and _first((h, other)) is h and _first([h, other]) is h
+
+
+def test_decoder_layers_paths_and_errors():
+    class Net(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.blocks = nn.ModuleList(nn.Linear(2, 2) for _ in range(n))
+            self.layers = nn.ModuleList()
+
+    one = Net(1)
+    assert decoder_layers(one, "blocks") == [one.blocks[0]]  # a single layer is enough
+    with pytest.raises(ValueError, match=r"none of model\.blocks is a non-empty"):
+        decoder_layers(Net(0), "blocks")
+    # the default paths: an empty ModuleList does not count, and the error lists them all
+    with pytest.raises(
+        ValueError, match=r"none of model\.gpt_neox\.layers, model\.model\.layers, "
+    ):
+        decoder_layers(one)
+
+
+def test_attention_module_tries_each_name():
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.Linear(2, 2)
+
+    layer = Layer()
+    assert _attention_module(layer) is layer.attn
+    with pytest.raises(ValueError, match="has none of the attributes attention, self_attn, attn"):
+        _attention_module(nn.Linear(2, 2))
+
+
+def test_sink_reducer_needs_the_attention_weights():
+    w = torch.rand(1, 2, 3, 3)
+    reducer = _SinkReducer()
+    reducer(None, None, (torch.zeros(1), w))
+    torch.testing.assert_close(reducer.batches[0], w[..., 0].mean(dim=(1, 2)).double())
+    for output in (torch.rand(3, 4), (torch.rand(3, 4),), [torch.rand(3, 4), None]):
+        with pytest.raises(RuntimeError, match="returned no attention weights"):
+            _SinkReducer()(nn.Linear(2, 2), None, output)
