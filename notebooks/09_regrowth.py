@@ -314,8 +314,9 @@ plt.close("all")
 #
 # Each layer's ratio trajectory of both runs, fitted with Eq. 9 and the first- and
 # second-order step responses by chapter 4's "ours" procedure (bounds, multi-start, relative
-# weights, the window from the early minimum), with covariance and profile intervals, and a
-# bootstrap over the evaluation windows for the featured layers.
+# weights, the window from the early minimum), with covariance intervals (and Eq. 9's profile
+# intervals where its early peak is confirmed, as in chapter 4), and a bootstrap over the
+# evaluation windows for the featured layers.
 
 # %% tags=["hide-input"]
 fits = fit_regrowth(data.activations, n_bootstrap=n_bootstrap, bootstrap_layers=layers,

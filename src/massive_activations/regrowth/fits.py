@@ -9,7 +9,8 @@
   the reference every figure and decision compares with;
 * :func:`fit_regrowth`: each (run, layer) ratio trajectory fitted with Eq. 9 and the step
   responses (:func:`massive_activations.fitting.fit_all.fit_layer`, chapter 4's ``"ours"``
-  procedure with covariance and profile intervals, and a bootstrap over windows where asked),
+  procedure with covariance intervals, Eq. 9 profiles on confirmed early peaks, and a
+  bootstrap over windows where asked),
   as rows of ``fits.parquet``'s format plus ``run``;
 * :func:`best_hypotheses`: per (run, layer), which hypothesis the AIC prefers and by how much;
 * :func:`explorer_tables`: the runs' points and fitted curves for the interactive explorer,
