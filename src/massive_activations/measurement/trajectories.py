@@ -25,6 +25,7 @@ and counted in ``n_excluded``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -275,7 +276,10 @@ class LayerSequences:
         ``sd(top1 - R * median) / (sqrt(n) * mean(median))``.  NaN with < 2 sequences.
         """
         n = np.sum(np.isfinite(self.top1) & np.isfinite(self.median), axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # a step with < 2 sequences is NaN by design: numpy's "degrees of freedom" warning
+        # about it is not for the reader
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             if quantity == "ratio_mean":
                 r = self.top1 / self.median
                 sd = np.nanstd(r, axis=1, ddof=1)

@@ -147,7 +147,10 @@ def n_arrangements(models: Sequence, layers: Sequence, null: str = "blocks") -> 
         else [len(b) for b in _blocks(models, np.asarray(layers)).values()]
     )
     log = sum(math.lgamma(k + 1) for k in sizes)
-    return float(round(math.exp(log))) if log < 700 else math.inf
+    try:
+        return float(round(math.exp(log)))
+    except OverflowError:  # more than the largest float (171! and beyond)
+        return math.inf
 
 
 def max_null(chance: Sequence[np.ndarray]) -> np.ndarray:
