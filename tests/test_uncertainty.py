@@ -56,6 +56,7 @@ def _fit(seqs: LayerSequences, **kw):
     return fit_series(seqs.steps, seqs.series(), procedure="ours", sem=seqs.sem(), **kw)
 
 
+@pytest.mark.coverage
 def test_covariance_intervals_cover_the_truth_in_90_to_98_percent_of_200_data_sets():
     hits = dict.fromkeys(TRUTH, 0)
     tp_hits = 0
@@ -70,6 +71,7 @@ def test_covariance_intervals_cover_the_truth_in_90_to_98_percent_of_200_data_se
     assert all(0.90 <= c <= 0.98 for c in coverage.values()), coverage
 
 
+@pytest.mark.coverage
 def test_profile_and_bootstrap_intervals_cover_the_truth():
     prof_hits = dict.fromkeys(("K", "lam"), 0)
     boot_hits = dict.fromkeys([*TRUTH, "t_peak"], 0)
@@ -297,3 +299,289 @@ def test_fit_all_profiles_only_where_identification_can_follow():
         assert {n: is_identified(f) for n, f in fast.flags.items()} == {
             n: is_identified(f) for n, f in full.flags.items()
         }
+
+
+# ---- fast checks against independent computations (these run per mutant in make mutation) ----
+
+
+@pytest.fixture(scope="module")
+def peak():
+    """One early-peak fit (7th data set) and its sequences; tests copy what they change."""
+    seqs = _seqs(7)
+    return seqs, _fit(seqs)
+
+
+def _copy(fit):
+    import copy
+
+    return copy.copy(fit)
+
+
+def test_t_peak_delta_by_hand(peak):
+    from scipy import stats
+
+    _, fit = peak
+    p = np.array([fit.params[n] for n in fit.names])
+    tp = float(curve.t_peak(p[1], p[2], p[3]))
+    # a gradient by wider central differences, on Eq. 13 itself
+    g = np.zeros(5)
+    for j in (1, 2, 3):
+        h = 1e-4 * p[j]
+        up, dn = p.copy(), p.copy()
+        up[j] += h
+        dn[j] -= h
+        g[j] = (curve.t_peak(*up[1:4]) - curve.t_peak(*dn[1:4])) / (2 * h)
+    sd = np.sqrt(g @ fit.covar @ g)
+    for level in (0.95, 0.8):
+        q = stats.t.ppf(0.5 + level / 2, fit.nfree)
+        got = t_peak_delta(fit, level)
+        assert got[0] == pytest.approx(tp, rel=1e-12)
+        assert got[1] == pytest.approx(tp - q * sd, rel=1e-6)
+        assert got[2] == pytest.approx(tp + q * sd, rel=1e-6)
+    no_cov = _copy(fit)
+    no_cov.covar = None
+    tp2, lo, hi = t_peak_delta(no_cov)
+    assert tp2 == pytest.approx(tp) and np.isnan(lo) and np.isnan(hi)
+    empty = _copy(fit)
+    empty.params = {}
+    assert all(np.isnan(t_peak_delta(empty)))
+    negative = _copy(fit)
+    negative.covar = -np.eye(5)
+    assert np.isnan(t_peak_delta(negative)[1])
+
+
+def test_identifiability_flags_one_by_one(peak):
+    _, fit = peak
+    base = identifiability(fit)
+    assert all(
+        not any(f in fl for f in ("at_bound", "no_stderr", "imprecise")) for fl in base.values()
+    )
+    f = _copy(fit)
+    f.status = "not_converged"
+    assert all("not_converged" in fl for fl in identifiability(f).values())
+    f = _copy(fit)
+    f.at_bound = ("gam",)
+    flags = identifiability(f)
+    assert "at_bound" in flags["gam"] and "at_bound" not in flags["lam"]
+    f = _copy(fit)
+    f.stderr = {**fit.stderr, "t0": np.nan, "K": abs(fit.params["K"]) * 1.01}
+    flags = identifiability(f)
+    assert "no_stderr" in flags["t0"] and "imprecise" not in flags["t0"]
+    assert "imprecise" in flags["K"] and "no_stderr" not in flags["K"]
+    f.stderr = {**fit.stderr, "K": abs(fit.params["K"])}  # equal: not imprecise
+    assert "imprecise" not in identifiability(f)["K"]
+    # correlations: strictly above the threshold, named after the most correlated other
+    f = _copy(fit)
+    c = np.eye(5)
+    c[0, 3] = c[3, 0] = -0.995
+    c[0, 4] = c[4, 0] = 0.991
+    c[1, 2] = c[2, 1] = 0.99
+    f.correl = c
+    flags = identifiability(f)
+    assert [x for x in flags["A"] if x.startswith("corr")] == ["correlated:t0"]
+    assert [x for x in flags["K"] if x.startswith("corr")] == ["correlated:A"]
+    assert not any(x.startswith("corr") for x in flags["lam"] + flags["gam"])
+    assert not any(x.startswith("corr") for x in identifiability(f, 0.999)["A"])
+    f.correl = None
+    assert not any(x.startswith("corr") for fl in identifiability(f).values() for x in fl)
+    # profiles: a note or an infinite end opens it
+    f = _copy(fit)
+    f.profile = {"K": (1.0, 2.0, ""), "lam": (0.1, np.inf, ""), "t0": (0.5, 2.0, "lower bound")}
+    flags = identifiability(f)
+    assert "profile_open" not in flags["K"]
+    assert "profile_open" in flags["lam"] and "profile_open" in flags["t0"]
+
+
+def test_interval_flags_and_their_width_rules(peak):
+    _, fit = peak
+    f = _copy(fit)
+    K, A = fit.params["K"], fit.params["A"]
+    f.intervals = {
+        "K": (K - abs(K) / 2, K + abs(K) / 2),  # exactly |K| wide: not too wide
+        "A": (A - abs(A), A + abs(A) * 0.01),  # wider than |A|
+        "lam": (0.1, 1.0),  # a decade exactly: not too wide (log scale)
+        "gam": (1e-5, 1.0001e-4),  # just over a decade
+        "t0": (0.0, 1.0),  # a log-scale parameter whose interval reaches 0
+    }
+    flags = identifiability(f)
+    assert "wide" not in flags["K"] and "wide" in flags["A"]
+    assert "wide" not in flags["lam"] and "wide" in flags["gam"] and "wide" in flags["t0"]
+    assert not any("interval_open" in fl for fl in flags.values())
+    f.intervals = {"K": (np.nan, 1.0), "lam": (0.1, np.inf)}  # A, gam, t0 missing
+    flags = identifiability(f)
+    assert all("interval_open" in fl and "wide" not in fl for fl in flags.values())
+    f.intervals = {}
+    assert not any("interval_open" in fl for fl in identifiability(f).values())
+
+
+def test_an_asymptote_the_curve_has_not_returned_to_is_extrapolated(peak):
+    from massive_activations.fitting.uncertainty import SEEN_SHARE, _asymptote_unseen
+
+    _, fit = peak
+    p = np.array([fit.params[n] for n in fit.names])
+    tp = float(curve.t_peak(*p[1:4]))
+    f_peak, f_end = curve.eq9(np.array([tp, fit.t_max]), *p)
+    share = (f_peak - f_end) / (f_peak - p[4])
+    assert _asymptote_unseen(fit) == (share < SEEN_SHARE)
+    assert ("extrapolated" in identifiability(fit)["K"]) == (share < SEEN_SHARE)
+    # the same curve seen over a shorter span: the return to K is not observed
+    short = _copy(fit)
+    short.t_max = tp * 1.01
+    f_end = curve.eq9(np.array([short.t_max]), *p)[0]
+    assert (f_peak - f_end) / (f_peak - p[4]) < SEEN_SHARE
+    assert _asymptote_unseen(short) and "extrapolated" in identifiability(short)["K"]
+    # a peak beyond the data: unseen
+    beyond = _copy(fit)
+    beyond.t_max = tp * 0.5
+    assert _asymptote_unseen(beyond)
+    # a long span: seen
+    long = _copy(fit)
+    long.t_max = fit.t_max * 1e4
+    f_end = curve.eq9(np.array([long.t_max]), *p)[0]
+    assert (f_peak - f_end) / (f_peak - p[4]) > SEEN_SHARE and not _asymptote_unseen(long)
+    none = _copy(fit)
+    none.params = {}
+    assert not _asymptote_unseen(none)
+
+
+def test_percentile_ci_by_hand():
+    from massive_activations.fitting.intervals import expanded_tail
+
+    v = np.arange(101.0)
+    assert percentile_ci(v, 0.9) == pytest.approx((5.0, 95.0))
+    a = expanded_tail(0.9, 6)
+    assert percentile_ci(v, 0.9, n_clusters=6) == pytest.approx(tuple(np.quantile(v, [a, 1 - a])))
+    assert percentile_ci([np.nan, 1.0, 2.0, 3.0, np.nan], 0.5) == pytest.approx((1.5, 2.5))
+    assert percentile_ci([-np.inf, -np.inf, 1.0, 2.0], 0.5) == pytest.approx((-np.inf, 1.25))
+    assert all(np.isnan(percentile_ci([])))
+    b = percentile_ci([1e200, 2e200, 3e200], 0.5)
+    assert b == pytest.approx((1.5e200, 2.5e200))
+
+
+def fit_params(fit) -> np.ndarray:
+    return np.array([fit.params[n] for n in fit.names])
+
+
+def test_bootstrap_replicates_are_fits_of_the_resampled_trajectories(peak):
+    from massive_activations.measurement.trajectories import sequence_ratio
+
+    seqs, fit = peak
+    boot = bootstrap(fit, seqs, n=3, seed=9)
+    assert (boot.n, boot.seed, boot.n_sequences, boot.n_ok) == (3, 9, 10, 3)
+    assert boot.params.shape == (3, 5) and boot.theta.shape == (3, 5)
+    assert np.allclose(boot.t_peak, curve.t_peak(*boot.params[:, 1:4].T))
+    np.testing.assert_allclose(boot.params, fit.problem.to_original(boot.theta))
+    draw = np.random.default_rng(9).integers(0, 10, size=(3, 10))
+    c = np.median(fit.problem.sigma / np.abs(fit.problem.y))
+    for k in range(3):
+        y = sequence_ratio(seqs.top1[:, draw[k]], seqs.median[:, draw[k]])
+        # the same relative weights on the resampled values: a fit of it from the estimate
+        ref = fit_series(
+            seqs.steps, y, procedure="ours", sem=c * np.abs(y), start=dict(fit.params),
+            window=int(fit.window_start),
+        )  # fmt: skip
+        assert ref.n_points == fit.n_points
+        # A and lam trade off along a flat ridge, where two solvers stop at different
+        # points: compare what the data pin down, the weighted cost and the fitted curve
+        q = np.array([ref.params[n] for n in fit.names])
+        ok = np.isin(seqs.steps, fit.steps)
+        t, yk = seqs.steps[ok].astype(float), y[ok]
+
+        def cost(params, t=t, yk=yk):
+            return np.sum(((yk - curve.eq9(t, *params)) / (c * np.abs(yk))) ** 2)
+
+        assert cost(boot.params[k]) == pytest.approx(cost(q), rel=1e-3)
+        # started from the estimate, the replicate's fit can only lower its own cost
+        assert cost(boot.params[k]) <= cost(fit_params(fit)) * (1 + 1e-12)
+        np.testing.assert_allclose(curve.eq9(t, *boot.params[k]), curve.eq9(t, *q), rtol=5e-3)
+        assert boot.params[k, 4] == pytest.approx(q[4], rel=5e-3)
+    assert boot.ci(1) == percentile_ci(boot.params[:, 1], 0.95, n_clusters=10)
+    assert boot.ci(None, 0.5) == percentile_ci(boot.t_peak, 0.5, n_clusters=10)
+
+
+def test_bootstrap_band_by_hand(peak):
+    from massive_activations.fitting.intervals import expanded_tail
+
+    seqs, fit = peak
+    f = _copy(fit)
+    f.bootstrap = bootstrap(fit, seqs, n=20, seed=1)
+    t = np.array([100.0, 5_000.0, 50_000.0])
+    got_f, lo, hi = bootstrap_band(f, t, sigma=1.0)
+    curves = np.array([curve.eq9(t, *row) for row in f.bootstrap.params])
+    a = expanded_tail(0.6826894921370859, 10)
+    np.testing.assert_allclose(lo, np.quantile(curves, a, axis=0), rtol=1e-9)
+    np.testing.assert_allclose(hi, np.quantile(curves, 1 - a, axis=0), rtol=1e-9)
+    p = [fit.params[n] for n in fit.names]
+    np.testing.assert_allclose(got_f, curve.eq9(t, *p), rtol=1e-9)
+
+
+def test_covariance_band_is_nan_without_a_covariance(peak):
+    _, fit = peak
+    f = _copy(fit)
+    f.covar_norm = None
+    out = covariance_band(f, np.array([1.0, 2.0]))
+    assert all(np.isnan(x).all() for x in out)
+    _, lo2, hi2 = covariance_band(fit, np.array([1000.0]), sigma=2.0)
+    _, lo1, hi1 = covariance_band(fit, np.array([1000.0]), sigma=1.0)
+    from scipy import special, stats
+
+    q2 = stats.t.ppf((special.erf(2 / np.sqrt(2)) + 1) / 2, fit.nfree)
+    q1 = stats.t.ppf((special.erf(1 / np.sqrt(2)) + 1) / 2, fit.nfree)
+    assert (hi2 - lo2)[0] / (hi1 - lo1)[0] == pytest.approx(q2 / q1, rel=1e-9)
+
+
+def test_profile_ci_maps_lmfits_profile_back_by_hand(peak):
+    import lmfit
+
+    _, fit = peak
+    f = fit_series(_seqs(7).steps, _seqs(7).series(), procedure="ours", sem=_seqs(7).sem())
+    budget = f.minimizer.max_nfev
+    got = profile_ci(f, ("K", "lam"), level=0.9)
+    assert f.minimizer.max_nfev == budget  # restored
+    # lmfit itself, on a fresh copy of the same fit
+    g = fit_series(_seqs(7).steps, _seqs(7).series(), procedure="ours", sem=_seqs(7).sem())
+    g.minimizer.max_nfev = 100 * 5
+    ci = lmfit.conf_interval(g.minimizer, g.lmfit_result, p_names=["K", "log_lam"], sigmas=[0.9])
+    p = f.problem
+    k_lo, k_hi = ci["K"][0][1], ci["K"][-1][1]
+    assert got["K"][:2] == pytest.approx((p.M[4, 4] * k_lo + p.c[4], p.M[4, 4] * k_hi + p.c[4]))
+    l_lo, l_hi = ci["log_lam"][0][1], ci["log_lam"][-1][1]
+    assert got["lam"][:2] == pytest.approx((np.exp(l_lo), np.exp(l_hi)), rel=1e-9)
+    assert got["K"][2] == "" and got["lam"][2] == ""
+    assert got["lam"][0] < fit.params["lam"] < got["lam"][1]
+    with pytest.raises(ValueError, match="has no parameter 'B'"):
+        profile_ci(f, ("B",))
+
+
+def test_profile_ci_reports_an_unusable_fit_as_an_error():
+    fit = _fit(_seqs(7))
+    fit.lmfit_result.params["K"].stderr = None  # conf_interval refuses it: no uncertainty
+    out = profile_ci(fit, ("K", "lam"))
+    for lo, hi, note in out.values():
+        assert np.isnan(lo) and np.isnan(hi) and note.startswith("MinimizerException")
+    assert fit.minimizer.max_nfev == 5000  # restored after the failure too
+
+
+def test_assess_branches(peak):
+    seqs, fit = peak
+    failed = _copy(fit)
+    failed.status = "failed"
+    assert assess(failed, seqs) is failed and failed.flags == {}
+    # few converged replicates: no bootstrap t_peak interval
+    a = assess(_fit(seqs), seqs, profile=False, n_bootstrap=4)
+    assert a.bootstrap.n == 4 and np.all(np.isfinite(a.t_peak_boot)) == (a.bootstrap.n_ok >= 2)
+    assert a.t_peak == pytest.approx(t_peak_delta(a)[0]) and a.t_peak_delta == t_peak_delta(a)[1:]
+    assert a.profile == {}
+    # a fit at a bound is not "ok": its regime is undetermined, but it is profiled
+    b = _fit(seqs)
+    b.status = "at_bound"
+    b = assess(b, seqs, profile=("K",))
+    assert b.regime == "undetermined" and set(b.profile) == {"K"}
+    # an unconfirmed early peak is not profiled when asked so
+    mf = {"regime": "log_rise"}
+    c = assess(_fit(seqs), seqs, model_free=mf, profile_unconfirmed=False, n_bootstrap=30)
+    assert c.profile == {} and c.regime == "early_peak"
+    d = assess(_fit(seqs), seqs, model_free=mf, n_bootstrap=30)
+    assert set(d.profile) == {"K", "lam"}
+    step = assess(fit_series(STEPS, seqs.series(), hypothesis="step1", procedure="ours"))
+    assert step.regime == "n/a"
