@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -386,6 +387,9 @@ def test_max_null_permutation_by_permutation():
         max_null([a, b[:3]])
     with pytest.raises(ValueError, match="one common length"):
         max_null([])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an all-NaN permutation: NaN, without a warning
+        assert np.isnan(max_null([a, a])[1])
 
 
 # --------------------------------------------------------------------------- null summary
@@ -445,8 +449,15 @@ def test_null_summary_above_q95_and_ties():
     assert s["null_max_q95"] == pytest.approx(0.855) and bool(s["above_q95"])
     s = null_summary(_results({"Ridge": chance}, {"Ridge": 0.85})).iloc[0]
     assert not s["above_q95"] and s["p_value"] == pytest.approx(2 / 11)
-    one = null_summary(_results({"Ridge": [0.1]}, {"Ridge": 0.5})).iloc[0]
+    # r2 equal to the 95th percentile is not above it
+    s = null_summary(_results({"Ridge": chance}, {"Ridge": s["null_max_q95"]})).iloc[0]
+    assert not s["above_q95"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "degrees of freedom" warning for one permutation
+        one = null_summary(_results({"Ridge": [0.1]}, {"Ridge": 0.5})).iloc[0]
     assert np.isnan(one["null_max_sd"]) and one["p_value"] == pytest.approx(1 / 2)
+    two = null_summary(_results({"Ridge": [0.1, 0.4]}, {"Ridge": 0.5})).iloc[0]
+    assert two["null_max_sd"] == pytest.approx(np.std([0.1, 0.4], ddof=1))
 
 
 def test_null_summary_without_validated_regressor_or_permutations():
@@ -466,20 +477,26 @@ def test_null_summary_without_validated_regressor_or_permutations():
     nan_row = _results({"Ridge": None}, {"Ridge": 0.4})
     nan_row["chance_r2"] = np.nan
     assert null_summary(nan_row).iloc[0]["n_permutations"] == 0
+    empty = _results({"Ridge": None}, {"Ridge": 0.4})
+    empty["chance_r2"] = ""  # an empty string: no permutations
+    assert null_summary(empty).iloc[0]["n_permutations"] == 0
 
 
 def test_null_summary_groups_and_column_order():
     a = _results({"Ridge": [0.1, 0.2]}, {"Ridge": 0.5})
     b = _results({"Ridge": [0.6, 0.7]}, {"Ridge": 0.5}).assign(protocol="paper_split")
     c = a.assign(transforms="paper")
-    s = null_summary(pd.concat([a, b, c], ignore_index=True))
+    d = a.assign(fits_used=None)  # an older table without the choice: kept, not dropped
+    # groups in the order they first appear (not sorted)
+    s = null_summary(pd.concat([c, b, a, d], ignore_index=True))
     from massive_activations.prediction.nulls import NULL_COLUMNS
 
     assert list(s.columns) == list(NULL_COLUMNS) and s["above_q95"].dtype == bool
     assert s[["transforms", "protocol"]].values.tolist() == [
-        ["ours", "lomo"], ["ours", "paper_split"], ["paper", "lomo"]
+        ["paper", "lomo"], ["ours", "paper_split"], ["ours", "lomo"], ["ours", "lomo"]
     ]  # fmt: skip
-    assert s["p_value"].tolist() == pytest.approx([1 / 3, 1.0, 1 / 3])
+    assert s["fits_used"].isna().tolist() == [False, False, False, True]
+    assert s["p_value"].tolist() == pytest.approx([1 / 3, 1.0, 1 / 3, 1 / 3])
 
 
 # --------------------------------------------------------------------------- Table 3

@@ -419,3 +419,19 @@ def test_layer_summary_by_hand():
     assert s.loc[1, "ratio"] == pytest.approx(18.0 / 4.0)
     assert s.loc[1, "ratio_min"] == 4.0 and s.loc[1, "ratio_max"] == 6.0
     assert s.loc[1, "positions"] == "0: 1, 5: 2" and s.loc[1, "channel"] == 1
+
+
+def test_sem_with_two_sequences_and_quiet_divisions(two_sequences):
+    seqs = layer_sequences(two_sequences, "m", 1)
+    r = seqs.top1 / seqs.median  # two sequences per step: the smallest n with an SEM
+    assert np.allclose(seqs.sem("ratio_mean"), np.std(r, axis=1, ddof=1) / np.sqrt(2))
+    R = seqs.series("ratio")
+    d = seqs.top1 - R[:, None] * seqs.median
+    want = np.std(d, axis=1, ddof=1) / (np.sqrt(2) * seqs.median.mean(axis=1))
+    assert np.allclose(seqs.sem("ratio"), want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # 0 / 0 and x / 0 give NaN or inf, without numpy's warnings
+        assert np.isnan(sequence_ratio([[0.0, 0.0]], [[0.0, 0.0]])[0])
+        assert np.isnan(sequence_ratio([[1.0]], [[0.0]], "ratio_mean")[0])  # no finite ratio
+        assert np.isnan(sequence_ratio([[0.0]], [[0.0]], "ratio_mean")[0])
