@@ -123,6 +123,10 @@ def test_layer_sequences_errors_name_what_exists(two_sequences):
     dup = pd.concat([two_sequences, two_sequences.iloc[:1]], ignore_index=True)
     with pytest.raises(ValueError, match="duplicate"):
         layer_sequences(dup, "m", 1)
+    # the same (step, sequence) measured twice with different values is a duplicate too
+    again = two_sequences.iloc[:1].assign(top1=99.0)
+    with pytest.raises(ValueError, match=r"1 duplicate \(step, sequence\) rows, e.g. step=0"):
+        layer_sequences(pd.concat([two_sequences, again], ignore_index=True), "m", 1)
 
 
 def test_variability_summary_means_and_paper_columns(two_sequences):
@@ -203,7 +207,7 @@ def _random_table(seed: int = 3) -> pd.DataFrame:
     # one overflowing row, one non-finite top-3, one zero median: all three left out
     df.loc[3, "status"] = "overflow"
     df.loc[17, "top3"] = np.nan
-    df.loc[29, "median"] = 0.0
+    df.loc[12, "median"] = 0.0
     # a (step, layer) with a single usable sequence
     only = (df["model"] == "a") & (df["step"] == 16) & (df["layer"] == 2)
     df.loc[only & (df["sequence"] > 0), "status"] = "nonfinite"
@@ -223,7 +227,12 @@ def test_trajectories_match_a_plain_python_recomputation():
 
     df = _random_table()
     raw = trajectories(df)
-    assert list(raw.columns[:4]) == ["suite", "model", "step", "layer"]
+    assert list(raw.columns) == [
+        "suite", "model", "step", "layer", "n_sequences", "n_excluded", "top1", "top2",
+        "top3", "median", "ratio", "ratio_mean", "ratio_top2", "ratio_top3", "cv_pct",
+        "sem_pct", "ci95_pct",
+    ]  # fmt: skip
+    assert raw["n_sequences"].dtype.kind == "i" and raw["n_excluded"].dtype.kind == "i"
     traj = raw.set_index(["model", "step", "layer"])
     # sorted by (model, step, layer)
     keys = list(traj.index)
@@ -339,6 +348,9 @@ def test_variability_summary_by_hand_with_min_step():
             assert s.loc["pythia-70m", f"paper_{c}"] == PAPER_TABLE2.loc["70m", c]
     # the (step 16, layer 2) row of model a has one sequence: never counted
     assert variability_summary(traj).loc["a", "n_rows"] == 5
+    # models come out sorted whatever the order of the rows
+    backwards = variability_summary(traj.iloc[::-1])
+    assert list(backwards.index) == ["a", "pythia-70m"]
 
 
 def test_several_variants_and_a_dtype_without_column_are_refused(two_sequences):
@@ -383,7 +395,12 @@ def test_peak_table_by_hand():
             "other": [0.0, 1.0, 2.0, 3.0, 4.0, 8.0, 0.0, 0.0, 0.0],
         }
     )
-    p = peak_table(traj).set_index(["model", "layer"])
+    raw = peak_table(traj)
+    assert list(raw.columns) == [
+        "model", "layer", "n_layers", "relative_depth", "peak_step", "peak", "final",
+        "last_step", "peak_inside",
+    ]  # fmt: skip
+    p = raw.set_index(["model", "layer"])
     assert p.loc[("a", 1)].tolist() == [2, 0.5, 4, 9.0, 5.0, 16, True]
     # a tie: the first checkpoint reaching it; the peak at the last step is not inside
     assert p.loc[("a", 2)].tolist() == [2, 1.0, 4, 3.0, 3.0, 16, True]
@@ -435,3 +452,18 @@ def test_sem_with_two_sequences_and_quiet_divisions(two_sequences):
         assert np.isnan(sequence_ratio([[0.0, 0.0]], [[0.0, 0.0]])[0])
         assert np.isnan(sequence_ratio([[1.0]], [[0.0]], "ratio_mean")[0])  # no finite ratio
         assert np.isnan(sequence_ratio([[0.0]], [[0.0]], "ratio_mean")[0])
+
+
+def test_sem_counts_sequences_with_both_values_and_refuses_unknown_quantities():
+    from massive_activations.measurement.trajectories import LayerSequences
+
+    top = np.array([[4.0, 6.0, 8.0]])
+    med = np.array([[1.0, 2.0, np.nan]])  # a top-1 without its median does not count
+    seqs = LayerSequences("m", 1, np.array([0]), np.arange(3), top, top, top, med)
+    r = np.array([4.0, 3.0])
+    assert seqs.sem("ratio_mean")[0] == pytest.approx(np.std(r, ddof=1) / np.sqrt(2))
+    d = np.array([4.0, 6.0]) - (10.0 / 3.0) * np.array([1.0, 2.0])
+    assert seqs.sem()[0] == pytest.approx(np.std(d, ddof=1) / (np.sqrt(2) * 1.5))
+    assert seqs.sem()[0] == seqs.sem("ratio")[0]
+    with pytest.raises(ValueError, match="quantity must be one of"):
+        seqs.sem("median")

@@ -275,6 +275,8 @@ class LayerSequences:
         ``"ratio"`` the delta-method standard error of a ratio of means,
         ``sd(top1 - R * median) / (sqrt(n) * mean(median))``.  NaN with < 2 sequences.
         """
+        if quantity not in QUANTITIES:
+            raise ValueError(f"quantity must be one of {QUANTITIES}, got {quantity!r}.")
         n = np.sum(np.isfinite(self.top1) & np.isfinite(self.median), axis=1)
         # a step with < 2 sequences is NaN by design: numpy's "degrees of freedom" warning
         # about it is not for the reader
