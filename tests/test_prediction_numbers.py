@@ -207,9 +207,9 @@ def test_chance_r2_is_the_same_protocol_on_the_permuted_targets():
 def test_retuning_searches_the_grid_on_each_permutation():
     data = _data(seed=5)
     grid = {"Ridge": {"alpha": [1e-3, 1e4]}}
-    fixed = cross_validate(data, "Ridge", "lomo", seed=0, n_permutations=3, grids=grid)
+    fixed = cross_validate(data, "Ridge", "lomo", seed=0, n_permutations=2, grids=grid)
     retuned = cross_validate(
-        data, "Ridge", "lomo", seed=0, n_permutations=3, grids=grid, retune_permutations=True
+        data, "Ridge", "lomo", seed=0, n_permutations=2, grids=grid, retune_permutations=True
     )
     assert fixed.metrics == retuned.metrics
     # fixed: every fold refits with alpha = 1e-3; retuned: the inner search may pick 1e4,
@@ -221,7 +221,7 @@ def test_retuning_searches_the_grid_on_each_permutation():
 
     from massive_activations.prediction.transforms import target_transformer
 
-    perms = permutations(data.models, data.features["layer"], 3, 0, "blocks")
+    perms = permutations(data.models, data.features["layer"], 2, 0, "blocks")
     scale = metric_scale("lam", data.y, "ours")
     for p, got in zip(perms, retuned.chance, strict=True):
         yp = data.y[p]
@@ -533,3 +533,70 @@ def test_table3_pivots_protocols_and_sits_beside_the_paper():
     ridge = out[(out["target"] == "K") & (out["model_type"] == "Ridge")].iloc[0]
     assert ridge["split_median"] == 0.5 and ridge["split_q95"] == 0.9
     assert ridge["split_repeats"] == 20
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@pytest.fixture(scope="module")
+def arch_fits():
+    from massive_activations.prediction.synthetic import architecture_fits
+
+    fits, archs = architecture_fits(7, seed=2, layer_counts=[4] * 7)
+    # one unidentified lam: used only with identified_only=False
+    fits["lam_identified"] = fits["lam_identified"].copy()
+    fits.loc[3, "lam_identified"] = False
+    return fits, archs
+
+
+def test_evaluate_is_each_validation_in_order(arch_fits):
+    from massive_activations.prediction.data import target_data
+    from massive_activations.prediction.validation import evaluate
+
+    fits, archs = arch_fits
+    table = evaluate(
+        fits, targets=("lam", "K"), model_types=("mean", "Ridge"),
+        protocols=("paper_split", "lomo"), architectures=archs, seed=5,
+        n_permutations={"lomo": 3}, grids=ONE_ALPHA, progress=False, transforms="paper",
+    )  # fmt: skip
+    assert list(table.columns) == list(RESULT_COLUMNS)
+    assert table[["target", "model_type", "protocol"]].values.tolist() == [
+        [t, m, p] for t in ("lam", "K") for m in ("mean", "Ridge") for p in ("paper_split", "lomo")
+    ]  # fmt: skip
+    assert (table["fits_used"] == "identified").all() and (table["transforms"] == "paper").all()
+    # a protocol missing from the mapping gets no permutations
+    assert table["n_permutations"].tolist() == [0, 3] * 4
+    for _, row in table.iterrows():
+        data = target_data(fits, row["target"], architectures=archs, transforms="paper")
+        n = 3 if row["protocol"] == "lomo" else 0
+        run = cross_validate(
+            data, row["model_type"], row["protocol"], seed=5, n_permutations=n, grids=ONE_ALPHA
+        )
+        want = run.row(5)
+        for c in ("r2", "mae", "rmse", "n_test", "n_folds", "n_used", "chance_r2", "seed"):
+            assert row[c] == want[c], c
+    assert table.loc[table["target"] == "lam", "n_used"].iloc[0] == 27  # one not identified
+    every = evaluate(
+        fits, targets=("lam",), model_types=("Ridge",), protocols=("paper_split",),
+        architectures=archs, n_permutations=2, grids=ONE_ALPHA, progress=False,
+        identified_only=False,
+    )  # fmt: skip
+    assert every["fits_used"].tolist() == ["all"] and every["n_used"].tolist() == [28]
+    assert every["n_permutations"].tolist() == [2] and every["transforms"].tolist() == ["ours"]
+
+
+def test_evaluate_reports_an_infeasible_protocol_as_a_row(arch_fits):
+    from massive_activations.prediction.validation import evaluate
+
+    fits, archs = arch_fits
+    two = fits[fits["model"].isin(["m0", "m1", "m2"])]  # 12 layers, 3 architectures
+    only_two = {m: archs["m0"] for m in ("m0", "m1")} | {"m2": archs["m2"]}
+    table = evaluate(
+        two, targets=("K",), model_types=("Ridge",), protocols=("lomo", "paper_cv5"),
+        architectures=only_two, n_permutations=2, grids=ONE_ALPHA, progress=False,
+    )  # fmt: skip
+    lomo, cv5 = table.iloc[0], table.iloc[1]
+    assert "needs >= 3 architectures" in lomo["note"] and np.isnan(lomo["r2"])
+    assert "; 2 have" in lomo["note"]
+    assert lomo["n_architectures"] == 2 and lomo["n_models"] == 3
+    assert cv5["note"] == "" and np.isfinite(cv5["r2"]) and cv5["n_folds"] == 5
