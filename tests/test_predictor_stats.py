@@ -484,3 +484,46 @@ def test_table3_shows_the_split_spread_beside_the_paper():
     assert ridge.paper_r2 == prediction.PAPER_TABLE3.loc["K", "Ridge"]
     assert (ridge.split_median, ridge.split_q05, ridge.r2_lomo) == (0.5, 0.0, 0.6)
     assert np.isnan(t3.set_index("model_type").loc["best", "r2_lomo"])
+
+
+def test_an_interrupted_table_resumes_from_its_parts(tmp_path, monkeypatch):
+    fits, archs = architecture_fits(6, seed=2, layer_counts=[2, 3, 3, 4, 4, 2])
+    settings = dict(
+        architectures=archs, targets=("A", "gam"), model_types=("mean", "Ridge"),
+        protocols=("paper_split",), fits_used=("all", "identified"), transforms=("ours",),
+        n_permutations=3, grids=FAST, progress=False, which=("predictor.parquet",),
+    )  # fmt: skip
+    calls = []
+    real = tables.evaluate
+
+    def evaluate(*a, **k):  # the second part fails: a run killed half-way
+        calls.append(k["identified_only"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tables, "evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        prediction.write_predictor_tables(fits, tmp_path, "syn", **settings)
+    parts = sorted((tmp_path / "syn" / tables.CHECKPOINTS).glob("*.parquet"))
+    assert len(parts) == 1 and parts[0].name.startswith("evaluate-all-ours-A_gam-")
+    assert not (tmp_path / "syn" / "predictor.parquet").exists()
+    # the rerun computes only the missing part, and gives the table of an uninterrupted run
+    calls.clear()
+    prediction.write_predictor_tables(fits, tmp_path, "syn", **settings)
+    assert calls == [True]
+    resumed = registry.read("predictor.parquet", tmp_path, "syn")
+    assert not (tmp_path / "syn" / tables.CHECKPOINTS).exists()  # parts removed
+    monkeypatch.undo()
+    whole = prediction.predictor_tables(fits, **settings)["predictor.parquet"]
+    pd.testing.assert_frame_equal(resumed, whole, check_dtype=False)
+    # a part computed with other settings is not reused
+    done = []
+    monkeypatch.setattr(tables, "evaluate", lambda *a, **k: done.append(1) or real(*a, **k))
+    monkeypatch.setattr(tables.evaluate, "__name__", "evaluate", raising=False)
+    prediction.predictor_tables(fits, **settings, checkpoints=tmp_path / "c")
+    n_first = len(done)
+    prediction.predictor_tables(fits, **settings, checkpoints=tmp_path / "c")
+    assert len(done) == n_first == 2  # the second call read both parts
+    prediction.predictor_tables(fits, **{**settings, "seed": 1}, checkpoints=tmp_path / "c")
+    assert len(done) == 4
