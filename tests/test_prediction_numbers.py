@@ -600,3 +600,147 @@ def test_evaluate_reports_an_infeasible_protocol_as_a_row(arch_fits):
     assert "; 2 have" in lomo["note"]
     assert lomo["n_architectures"] == 2 and lomo["n_models"] == 3
     assert cv5["note"] == "" and np.isfinite(cv5["r2"]) and cv5["n_folds"] == 5
+
+
+# --------------------------------------------------------------------------- settings reach
+
+
+def test_paper_transforms_are_used_for_fitting_and_scoring():
+    from massive_activations.prediction.transforms import target_transformer
+
+    data = _data(transforms="paper")  # lam: slog1p, not log
+    run = cross_validate(data, "Ridge", "paper_cv5", seed=0, grids=ONE_ALPHA)
+    splits = list(KFold(5, shuffle=True, random_state=0).split(np.zeros(len(data.y))))
+    pred = np.full(len(data.y), np.nan)
+    for tr, te in splits:
+        t = target_transformer("lam", "paper").fit(data.y[tr].reshape(-1, 1))
+        model = make_pipeline(StandardScaler(), Ridge(alpha=0.5))
+        model.fit(data.X[tr], t.transform(data.y[tr].reshape(-1, 1)).ravel())
+        pred[te] = t.inverse_transform(model.predict(data.X[te]).reshape(-1, 1)).ravel()
+    np.testing.assert_allclose(run.pred, pred, rtol=1e-10)
+    z, zhat = np.log1p(data.y), np.log1p(pred)  # slog1p of positive values
+    assert run.metrics["r2"] == pytest.approx(r2_score(z, zhat), rel=1e-10)
+    # retuning on the permuted targets uses the same transforms
+    perm = cross_validate(
+        data, "Ridge", "lomo", seed=0, n_permutations=1, grids=ONE_ALPHA,
+        retune_permutations=True,
+    )  # fmt: skip
+    fixed = cross_validate(data, "Ridge", "lomo", seed=0, n_permutations=1, grids=ONE_ALPHA)
+    assert perm.chance[0] == pytest.approx(fixed.chance[0], rel=1e-12)
+
+
+def test_random_forests_are_seeded_in_every_refit():
+    data = _data()
+    one = {"RandomForest": {"max_depth": [3]}}
+    a = cross_validate(data, "RandomForest", "paper_split", seed=4, n_permutations=1, grids=one)
+    b = cross_validate(
+        data, "RandomForest", "paper_split", seed=4, n_permutations=1, grids=one,
+        retune_permutations=True,
+    )  # fmt: skip
+    # same seed: the same forests, whether refitted as clones or rebuilt by the retune path
+    np.testing.assert_array_equal(a.pred, b.pred)
+    assert a.chance[0] == b.chance[0]
+    # and the forest is the one RandomForestRegressor(random_state=seed) grows
+    from sklearn.ensemble import RandomForestRegressor
+
+    from massive_activations.prediction.transforms import target_transformer
+
+    (tr, te, _est, _params) = a.folds[0]
+    t = target_transformer("lam", "ours").fit(data.y[tr].reshape(-1, 1))
+    forest = make_pipeline(
+        StandardScaler(), RandomForestRegressor(n_estimators=100, max_depth=3, random_state=4)
+    ).fit(data.X[tr], t.transform(data.y[tr].reshape(-1, 1)).ravel())
+    want = t.inverse_transform(forest.predict(data.X[te]).reshape(-1, 1)).ravel()
+    np.testing.assert_allclose(a.pred[te], want, rtol=1e-12)
+
+
+def test_inner_searches_are_grouped_only_under_leave_one_model_out(monkeypatch):
+    from massive_activations.prediction import estimators
+
+    seen = []
+
+    class GroupSpy(estimators.GroupKFold):
+        def split(self, X, y=None, groups=None):
+            for tr, te in super().split(X, y, groups):
+                seen.append(("group", set(groups[tr]), set(groups[te])))
+                yield tr, te
+
+    class KFoldSpy(estimators.KFold):
+        def __init__(self, *a, **k):
+            seen.append(("kfold", k.get("random_state")))
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(estimators, "GroupKFold", GroupSpy)
+    monkeypatch.setattr(estimators, "KFold", KFoldSpy)
+    data = _data()
+    grid = {"Ridge": {"alpha": [0.1, 10.0]}}
+    cross_validate(data, "Ridge", "lomo", seed=3, grids=grid)
+    assert seen and all(s[0] == "group" and not s[1] & s[2] for s in seen)
+    seen.clear()
+    cross_validate(data, "Ridge", "paper_split", seed=3, grids=grid)
+    assert seen == [("kfold", 3)]
+    seen.clear()
+    run = cross_validate(data, "Ridge", "paper_split", seed=3, grids=grid)
+    seen.clear()
+    run.permuted_r2(data.y[::-1].copy(), retune=True)
+    assert seen == [("kfold", 3)]  # the retune path searches with the run's seed
+
+
+def test_permuted_r2_defaults_to_the_fixed_estimators_and_scores_only_the_tested_rows():
+    data = _data(seed=5)
+    grid = {"Ridge": {"alpha": [1e-3, 1e4]}}
+    run = cross_validate(data, "Ridge", "paper_split", seed=0, n_permutations=2, grids=grid)
+    perms = permutations(data.models, data.features["layer"], 2, 0, "blocks")
+    assert run.permuted_r2(data.y[perms[0]]) == run.chance[0]
+    # by hand: the fold's tuned alpha, refitted on the permuted target, scored on its test rows
+    (tr, te, _est, params) = run.folds[0]
+    yp = data.y[perms[1]]
+    _, _, pred = _ridge_oof(data, [(tr, te)], y=yp, alpha=params["alpha"])
+    scale = metric_scale("lam", data.y, "ours")
+    want = r2_score(scale(yp[te]), scale(pred[te]))
+    assert np.isfinite(run.chance[1]) and run.chance[1] == pytest.approx(want, rel=1e-10)
+
+
+def test_row_null_scheme_and_arrangements_follow_the_null():
+    data = _data(n_models=4, n_layers=3)
+    run = cross_validate(
+        data, "Ridge", "paper_cv5", seed=1, n_permutations=2, null="rows", grids=ONE_ALPHA
+    )
+    row = run.row(1)
+    assert row["null_scheme"] == "rows" and row["null_arrangements"] == math.factorial(12)
+    perms = permutations(data.models, data.features["layer"], 2, 1, "rows")
+    splits = list(KFold(5, shuffle=True, random_state=1).split(np.zeros(12)))
+    scale = metric_scale("lam", data.y, "ours")
+    for p, got in zip(perms, run.chance, strict=True):
+        _, _, pred = _ridge_oof(data, splits, y=data.y[p])
+        assert got == pytest.approx(r2_score(scale(data.y[p]), scale(pred)), rel=1e-9)
+
+
+def test_defaults_errors_and_recorded_params():
+    data = _data()
+    run = cross_validate(data, "Ridge", "paper_split", grids=ONE_ALPHA)  # seed 0
+    _tr, te = train_test_split(np.arange(len(data.y)), test_size=0.2, random_state=0)
+    assert run.folds[0][1].tolist() == sorted(te)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" without permutations
+        row = run.row(0)
+    assert np.isnan(row["chance_r2_mean"])
+    two = _data(n_models=4, archs=["a", "a", "b", "b"])
+    with pytest.raises(ValueError, match="Cannot validate lam under lomo: leave-one-model-out"):
+        cross_validate(two, "Ridge", "lomo", grids=ONE_ALPHA)
+    assert infeasible(two, "lomo").endswith("(seed replicates of an architecture count once)")
+    # a grid of numpy integers is still recorded
+    ints = cross_validate(data, "Ridge", "paper_split", grids={"Ridge": {"alpha": [np.int64(2)]}})
+    assert json.loads(ints.row(0)["params"]) == [{"alpha": "2"}]
+
+
+def test_table3_keeps_a_protocol_without_any_result():
+    rows = [
+        {"target": "K", "model_type": "Ridge", "protocol": "paper_split", "r2": 0.3,
+         "chance_r2_q95": 0.1},
+        {"target": "K", "model_type": "Ridge", "protocol": "lomo", "r2": np.nan,
+         "chance_r2_q95": np.nan},
+    ]  # fmt: skip
+    out = table3(pd.DataFrame(rows))
+    assert "r2_lomo" in out.columns and np.isnan(out.loc[0, "r2_lomo"])
+    assert out.loc[0, "r2_paper_split"] == 0.3
