@@ -744,3 +744,68 @@ def test_table3_keeps_a_protocol_without_any_result():
     out = table3(pd.DataFrame(rows))
     assert "r2_lomo" in out.columns and np.isnan(out.loc[0, "r2_lomo"])
     assert out.loc[0, "r2_paper_split"] == 0.3
+
+
+def test_evaluate_passes_its_settings_and_defaults_to_every_validation(arch_fits, monkeypatch):
+    from massive_activations.prediction import validation
+
+    fits, archs = arch_fits
+    calls = []
+    real = validation.cross_validate
+
+    def spy(data, model_type, protocol, **kw):
+        calls.append((data.target, model_type, protocol, kw))
+        return real(data, model_type, protocol, **{**kw, "n_permutations": 0})  # fast
+
+    monkeypatch.setattr(validation, "cross_validate", spy)
+    one = dict(targets=("K",), model_types=("mean",), protocols=("paper_split",))
+    table = validation.evaluate(fits, architectures=archs, progress=False, **one)
+    defaults = dict(n_permutations=200, seed=0, null="blocks", retune_permutations=False)
+    assert calls == [("K", "mean", "paper_split", {**defaults, "grids": None})]
+    assert table["seed"].tolist() == [0]
+    calls.clear()
+    validation.evaluate(
+        fits, architectures=archs, progress=False, seed=3, null="rows", n_permutations=2,
+        retune_permutations=True, grids=ONE_ALPHA, **{**one, "model_types": ("Ridge",)},
+    )  # fmt: skip
+    assert calls == [
+        ("K", "Ridge", "paper_split", dict(n_permutations=2, seed=3, null="rows",
+                                           retune_permutations=True, grids=ONE_ALPHA))
+    ]  # fmt: skip
+
+
+def test_evaluate_reads_the_chosen_fits_and_groups(arch_fits):
+    from massive_activations.prediction.validation import evaluate
+
+    fits, archs = arch_fits
+    # other hypotheses and procedures in the table, with other values, are not read
+    other = pd.concat(
+        [fits, fits.assign(hypothesis="eq14", K=1.0), fits.assign(procedure="paper", K=2.0)],
+        ignore_index=True,
+    )
+    kw = dict(targets=("K",), model_types=("Ridge",), protocols=("lomo",), architectures=archs,
+              n_permutations=0, grids=ONE_ALPHA, progress=False)  # fmt: skip
+    base = evaluate(fits, **kw)
+    pd.testing.assert_frame_equal(evaluate(other, **kw), base)
+    paper = evaluate(other, procedure="paper", **kw)
+    assert paper["note"].iloc[0] == "" and paper["r2"].iloc[0] != base["r2"].iloc[0]
+    # a group of two models is held out together
+    # (m5 and m6 drew the same architecture: one group by default)
+    assert base["n_architectures"].iloc[0] == 6 == base["n_folds"].iloc[0]
+    groups = {m: {"m0": "g", "m1": "g", "m5": "h", "m6": "h"}.get(m, m) for m in archs}
+    grouped = evaluate(fits, groups=groups, **kw)
+    assert grouped["n_architectures"].iloc[0] == 5 == grouped["n_folds"].iloc[0]
+
+
+def test_evaluate_in_two_processes_gives_the_same_table_and_shows_progress(arch_fits, capfd):
+    from massive_activations.prediction.validation import evaluate
+
+    fits, archs = arch_fits
+    kw = dict(targets=("lam",), model_types=("Ridge",), protocols=("paper_split", "lomo"),
+              architectures=archs, n_permutations=2, grids=ONE_ALPHA)  # fmt: skip
+    one = evaluate(fits, progress=False, **kw)
+    assert capfd.readouterr().err == ""  # no bar without progress
+    two = evaluate(fits, n_jobs=2, **kw)  # progress by default
+    pd.testing.assert_frame_equal(one, two)
+    err = capfd.readouterr().err
+    assert "validating" in err and "2/2" in err and "run/s" in err
