@@ -797,7 +797,17 @@ def test_evaluate_reads_the_chosen_fits_and_groups(arch_fits):
     assert grouped["n_architectures"].iloc[0] == 5 == grouped["n_folds"].iloc[0]
 
 
-def test_evaluate_in_two_processes_gives_the_same_table_and_shows_progress(arch_fits, capfd):
+@pytest.mark.processes
+def test_evaluate_in_two_processes_gives_the_same_table(arch_fits):
+    from massive_activations.prediction.validation import evaluate
+
+    fits, archs = arch_fits
+    kw = dict(targets=("lam",), model_types=("Ridge",), protocols=("paper_split", "lomo"),
+              architectures=archs, n_permutations=2, grids=ONE_ALPHA, progress=False)  # fmt: skip
+    pd.testing.assert_frame_equal(evaluate(fits, **kw), evaluate(fits, n_jobs=2, **kw))
+
+
+def test_evaluate_shows_progress_only_when_asked(arch_fits, capfd):
     from massive_activations.prediction.validation import evaluate
 
     fits, archs = arch_fits
@@ -805,7 +815,7 @@ def test_evaluate_in_two_processes_gives_the_same_table_and_shows_progress(arch_
               architectures=archs, n_permutations=2, grids=ONE_ALPHA)  # fmt: skip
     one = evaluate(fits, progress=False, **kw)
     assert capfd.readouterr().err == ""  # no bar without progress
-    two = evaluate(fits, n_jobs=2, **kw)  # progress by default
+    two = evaluate(fits, **kw)  # progress by default
     pd.testing.assert_frame_equal(one, two)
     err = capfd.readouterr().err
     assert "validating" in err and "2/2" in err and "run/s" in err
