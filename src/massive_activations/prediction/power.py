@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm import tqdm
 
+from massive_activations.parallel import run_jobs
 from massive_activations.prediction.data import TargetData, target_data
 from massive_activations.prediction.estimators import MODEL_TYPES
 from massive_activations.prediction.features import layer_features
@@ -237,15 +237,15 @@ def power_check(
         grids=grids,
         early_stop=early_stop,
     )
-    if n_jobs == 1:
-        out = (_replicate(data, k, **kw) for k in range(n_replicates))
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        out = parallel(delayed(_replicate)(data, k, **kw) for k in range(n_replicates))
-    bar = tqdm(out, total=n_replicates, desc=f"power {data.target}", disable=not progress)
-    best, q95 = np.array(list(bar), float).reshape(-1, 2).T
+    out = run_jobs(
+        _replicate,
+        [(data, k) for k in range(n_replicates)],
+        n_jobs=n_jobs,
+        progress=progress,
+        desc=f"power {data.target}",
+        **kw,
+    )
+    best, q95 = np.array(out, float).reshape(-1, 2).T
     detected = int(np.sum(best > q95))  # NaN (stopped early): not detected
     lo = stats.beta.ppf(0.025, detected, n_replicates - detected + 1) if detected else 0.0
     hi = (

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from massive_activations.parallel import run_jobs
 from massive_activations.prediction.data import TargetData, target_data
 from massive_activations.prediction.estimators import MODEL_TYPES
 from massive_activations.prediction.transforms import TARGETS
@@ -142,16 +142,16 @@ def repeated_splits(
     jobs = [
         (t, k) for t in targets if not infeasible(datas[t], "paper_split") for k in range(n_repeats)
     ]
-    if n_jobs == 1:
-        out = (_one_split(datas[t], model_types, seed + k, grids) for t, k in jobs)
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        out = parallel(delayed(_one_split)(datas[t], model_types, seed + k, grids) for t, k in jobs)
-    bar = tqdm(out, total=len(jobs), desc="repeated splits", unit="split", disable=not progress)
+    out = run_jobs(
+        _one_split,
+        [(datas[t], model_types, seed + k, grids) for t, k in jobs],
+        n_jobs=n_jobs,
+        progress=progress,
+        desc="repeated splits",
+        unit="split",
+    )
     r2 = {}
-    for (t, k), res in zip(jobs, bar, strict=True):
+    for (t, k), res in zip(jobs, out, strict=True):
         r2.setdefault(t, np.full((n_repeats, len(model_types)), np.nan))[k] = list(res.values())
     rows = []
     fits_used = "identified" if identified_only else "all"

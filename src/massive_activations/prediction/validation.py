@@ -45,9 +45,9 @@ from sklearn.model_selection import (
     LeaveOneGroupOut,
     train_test_split,
 )
-from tqdm import tqdm
 
 from massive_activations import reference
+from massive_activations.parallel import run_jobs
 from massive_activations.prediction.data import TargetData, target_data
 from massive_activations.prediction.estimators import (
     MODEL_TYPES,
@@ -400,15 +400,16 @@ def evaluate(
         return int(n_permutations)
 
     jobs = [(datas[t], m, p, n_perm(p)) for t, m, p in combos]
-    if n_jobs == 1:
-        rows = (_validation_row(*job, **kwargs) for job in jobs)
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        rows = parallel(delayed(_validation_row)(*job, **kwargs) for job in jobs)
-    bar = tqdm(rows, total=len(jobs), desc="validating", unit="run", disable=not progress)
-    table = pd.DataFrame(list(bar), columns=list(RESULT_COLUMNS))
+    rows = run_jobs(
+        _validation_row,
+        jobs,
+        n_jobs=n_jobs,
+        progress=progress,
+        desc="validating",
+        unit="run",
+        **kwargs,
+    )
+    table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     table["fits_used"] = "identified" if identified_only else "all"
     return table
 
