@@ -779,16 +779,19 @@ def test_evaluate_reads_the_chosen_fits_and_groups(arch_fits):
 
     fits, archs = arch_fits
     # other hypotheses and procedures in the table, with other values, are not read
-    other = pd.concat(
-        [fits, fits.assign(hypothesis="eq14", K=1.0), fits.assign(procedure="paper", K=2.0)],
-        ignore_index=True,
-    )
+    shuffled = fits["K"].to_numpy()[np.random.default_rng(0).permutation(len(fits))]
+    eq14 = fits.assign(hypothesis="eq14", K=shuffled)
+    other = pd.concat([fits, eq14, fits.assign(procedure="paper", K=2.0)], ignore_index=True)
     kw = dict(targets=("K",), model_types=("Ridge",), protocols=("lomo",), architectures=archs,
               n_permutations=0, grids=ONE_ALPHA, progress=False)  # fmt: skip
     base = evaluate(fits, **kw)
     pd.testing.assert_frame_equal(evaluate(other, **kw), base)
     paper = evaluate(other, procedure="paper", **kw)
     assert paper["note"].iloc[0] == "" and paper["r2"].iloc[0] != base["r2"].iloc[0]
+    # the chosen hypothesis's rows, and only those, are read
+    r2_eq14 = evaluate(other, hypothesis="eq14", **kw)["r2"].iloc[0]
+    assert r2_eq14 == evaluate(eq14.assign(hypothesis="eq9"), **kw)["r2"].iloc[0]
+    assert r2_eq14 != base["r2"].iloc[0]
     # a group of two models is held out together
     # (m5 and m6 drew the same architecture: one group by default)
     assert base["n_architectures"].iloc[0] == 6 == base["n_folds"].iloc[0]
