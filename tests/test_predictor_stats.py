@@ -527,3 +527,25 @@ def test_an_interrupted_table_resumes_from_its_parts(tmp_path, monkeypatch):
     assert len(done) == n_first == 2  # the second call read both parts
     prediction.predictor_tables(fits, **{**settings, "seed": 1}, checkpoints=tmp_path / "c")
     assert len(done) == 4
+
+
+def test_a_parts_key_depends_on_the_values_only_not_on_memory():
+    # param_names holds arrays of str objects: their bytes are pointers, which differ from one
+    # process to the next; the key must not (or a restarted build recomputes every part)
+    fits, archs = architecture_fits(4, seed=1, layer_counts=[2, 2, 3, 3])
+
+    def names(*parts):  # new str objects, at new addresses, each call
+        return np.array(["".join(p) for p in parts], dtype=object)
+
+    one = fits.assign(param_names=[names(("la", "m"), ("t", "0")) for _ in range(len(fits))])
+    two = fits.assign(param_names=[names(("la", "m"), ("t", "0")) for _ in range(len(fits))])
+    assert one.param_names[0][0] is not two.param_names[0][0]
+    key = dict(targets=("K",), common=dict(architectures=archs), settings=dict(seed=0))
+    assert tables._digest(one, **key) == tables._digest(two, **key)
+    other = fits.assign(param_names=[names(("ga", "m"), ("t", "0")) for _ in range(len(fits))])
+    assert tables._digest(other, **key) != tables._digest(one, **key)
+    # arrays of numbers by value, dtype and shape
+    three = one.assign(fit_steps=[np.arange(4.0) for _ in range(len(fits))])
+    four = one.assign(fit_steps=[np.arange(4.0).reshape(2, 2) for _ in range(len(fits))])
+    assert tables._digest(three, **key) != tables._digest(four, **key)
+    assert tables._digest(three, **key) == tables._digest(three.copy(deep=True), **key)

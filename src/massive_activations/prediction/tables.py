@@ -244,17 +244,29 @@ def _settings(**settings) -> dict:
 def _digest(fits: pd.DataFrame, targets, common: dict, settings: dict) -> str:
     """A short digest of the fits table and every setting: a checkpoint's key."""
     h = hashlib.sha256()
-    # object columns may hold arrays (unhashable): their bytes, or the value's repr
+    # object columns may hold arrays (unhashable): a text that depends on their values only
     plain = fits.copy()
     for c in [c for c in plain.columns if plain[c].dtype.kind == "O"]:
-        plain[c] = plain[c].map(
-            lambda v: np.asarray(v).tobytes().hex() if isinstance(v, np.ndarray | list) else repr(v)
-        )
+        plain[c] = plain[c].map(_value_text)
     h.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
     h.update(",".join(map(str, fits.columns)).encode())
     keyed = {"targets": list(targets), **common, **settings}
     h.update(json.dumps(keyed, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _value_text(v) -> str:
+    """A cell as text that depends on its value only, never on where it sits in memory.
+
+    An array of objects (``param_names``) is a list of pointers: its bytes differ from one
+    process to the next, so it is written out as the list of its values.
+    """
+    if isinstance(v, np.ndarray | list | tuple):
+        a = np.asarray(v)
+        if a.dtype.kind == "O":
+            return repr(a.tolist())
+        return f"{a.dtype.str}{a.shape}:{a.tobytes().hex()}"
+    return repr(v)
 
 
 def write_predictor_tables(
