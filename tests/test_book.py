@@ -261,3 +261,30 @@ def test_notebooks_open_with_what_they_reproduce_and_need():
         assert first.cell_type == "markdown" and first.source.startswith("# ")
         for label in ("**Reproduces:**", "**Needs:**", "**Parameters (papermill):**"):
             assert label in first.source, f"{name} lacks {label}"
+
+
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_profiles_ask_the_committed_data_for_a_variant_it_holds(profile):
+    # a chapter that reads data/default with a variant the committed table lacks fails only
+    # at the end of a long build (it did: chapter 7 of the paper profile)
+    from massive_activations.book.execute import parameter_defaults, read_notebook
+    from massive_activations.suite.data import read_suite_data
+
+    root = repo_root()
+    held = set(read_suite_data(root / "data" / "default").activations["variant"])
+    spec = book.load_profile(root, profile)["notebooks"]
+    checked = []
+    for name in notebook_order(root):
+        defaults = parameter_defaults(name, read_notebook(root / "notebooks" / f"{name}.py"))
+        params = {**defaults, **spec.get(name, {})}
+        if (
+            "variant" in params
+            and params.get("suite") == "default"
+            and params["data_dir"] == "data"
+        ):
+            checked.append(name)
+            assert params["variant"] in held, (
+                f"{profile}: {name} reads variant {params['variant']!r} of data/default, "
+                f"which holds {sorted(held)}; set its variant in notebooks/profiles.yml"
+            )
+    assert len(checked) >= 2, checked  # chapters 3-7 read data/default in the default book
