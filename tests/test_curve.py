@@ -402,3 +402,24 @@ def test_unchecked_kernels_equal_the_checked_curves_bit_for_bit(checked, uncheck
                 continue
             got = unchecked(t, *p)
         assert np.array_equal(got, want, equal_nan=True), p
+
+
+def test_t_peak_is_zero_where_x_star_is_t0_on_the_logarithmic_branch():
+    # x* - t0 = 0 exactly where a subnormal gam sends the element to the logarithmic branch: the
+    # step of the peak is 0 (not NaN, not a warning from log(0))
+    import warnings
+
+    lam = np.array([0.5, 0.02, 1e-4])
+    x_star = np.exp(curve._log_peak_x(lam))
+    assert np.array_equal(np.log(x_star), curve._log_peak_x(lam))  # exact in floats
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        tp = curve.t_peak(lam, 1e-320, x_star)
+        one = curve.t_peak(lam[1], 1e-320, x_star[1])
+    assert tp.tolist() == [0.0, 0.0, 0.0] and one == 0.0
+    # beside elements of the direct branch, each keeps its own value
+    # (the third: logarithmic branch too, 2 x*/gam overflows, the step itself is a float)
+    mixed = curve.t_peak([0.5, 0.02, 0.5], [1e-320, 1.0, 1e-308], [x_star[0], 1.0, 2.0])
+    assert mixed[0] == 0.0 and mixed[1] == pytest.approx(float(curve.peak_x(0.02)) - 1.0)
+    assert np.isfinite(mixed[2]) and 2 * float(curve.peak_x(0.5)) / 1e-308 == np.inf
+    np.testing.assert_allclose(mixed[2], _t_peak_decimal(0.5, 1e-308, 2.0), rtol=1e-13)
