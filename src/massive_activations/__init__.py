@@ -25,6 +25,8 @@ tables
     columns or meaningless index.
 interactive
     Interactive trajectory figures (model, layer and hypothesis menus) for the static book.
+parallel
+    Independent seeded jobs run in order, in one process or several, with a progress bar.
 
 measurement (chapter 3, "Measuring massive activations")
 --------------------------------------------------------
