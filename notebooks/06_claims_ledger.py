@@ -171,8 +171,8 @@ display(Markdown(f"Written: `{Path(written).as_posix()}`"))
 # :::{admonition} Solutions
 # :class: dropdown
 #
-# 1. The last row (Sun et al.'s first-token claim) becomes "not testable on this data": the
-#    ledger never drops a row, it says why it could not test it.
+# 1. The row of Sun et al.'s first-token claim (`pretrained_first_token`) becomes "not
+#    testable on this data": the ledger never drops a row, it says why it could not test it.
 # 2. The largest of $n$ Gaussian values grows like $\sqrt{2 \log n}$, so the ratio of pure
 #    noise depends on the number of elements ($S \cdot d$); a fixed threshold would judge
 #    wide models and long sequences more harshly than narrow ones.
