@@ -284,7 +284,9 @@ def test_errors_name_the_input_and_the_fix():
             ValueError, match=r"^The logarithm's argument t \+ tau0 must be > 0 at every t"
         ):
             f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
-        with pytest.raises(ValueError, match=r"\)\. Use tau0 > 0, or only steps t > -tau0\.$"):
+        with pytest.raises(
+            ValueError, match=r"minimum is -1\.0\. Use tau0 > 0, or only steps t > -tau0\.$"
+        ):
             f(t, 0.1, -1.0, 1.0, 1.0, 0.0)
     for f in (curve.eq9, curve.eq9_jacobian):
         with pytest.raises(ValueError, match=r"^The logarithm's argument x = gam\*t \+ t0 must be"):
@@ -423,3 +425,16 @@ def test_t_peak_is_zero_where_x_star_is_t0_on_the_logarithmic_branch():
     assert mixed[0] == 0.0 and mixed[1] == pytest.approx(float(curve.peak_x(0.02)) - 1.0)
     assert np.isfinite(mixed[2]) and 2 * float(curve.peak_x(0.5)) / 1e-308 == np.inf
     np.testing.assert_allclose(mixed[2], _t_peak_decimal(0.5, 1e-308, 2.0), rtol=1e-13)
+
+
+def test_the_log_argument_error_names_its_smallest_value_nan_first():
+    # x = gam*t + t0 = [1, -2, -1]: the message gives the minimum, -2.0, as a plain float
+    with pytest.raises(ValueError, match=r"but its minimum is -2\.0\. "):
+        curve.eq9(np.array([3.0, 0.0, 1.0]), 1.0, 0.1, 1.0, -2.0, 0.0)
+    # a NaN argument is the worst of all: the message names it rather than -1.0
+    with pytest.raises(ValueError, match=r"but its minimum is nan\. "):
+        curve.eq9(np.array([3.0, np.nan, 1.0]), 1.0, 0.1, 1.0, -2.0, 0.0)
+    with pytest.raises(
+        ValueError, match=r"t \+ tau0 must be > 0 at every t, but its minimum is -4\.0"
+    ):
+        curve.eq14(np.array([2.0, -1.0, 0.0]), 0.1, -3.0, 1.0, 1.0, 0.0)

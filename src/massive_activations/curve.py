@@ -94,7 +94,7 @@ def _log_argument(t, scale, offset, *, label: str, fix: str) -> np.ndarray:
         bad = np.argmin(np.where(np.isnan(arg), -np.inf, arg))
         raise ValueError(
             f"The logarithm's argument {label} must be > 0 at every t, but its minimum is "
-            f"{arg.flat[bad]!r}. {fix}"
+            f"{float(arg.flat[bad])!r}. {fix}"
         )
     return arg
 
