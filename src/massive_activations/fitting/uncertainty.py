@@ -60,8 +60,17 @@ __all__ = [
     "t_peak_identified",
 ]
 
-#: Residual evaluations per parameter for each refit of a profile.
-PROFILE_NFEV = 100
+#: Residual evaluations per free parameter allowed to each refit of a profile (lmfit's own
+#: default for ``leastsq``).  A refit that stops on this budget has not reached the profile's
+#: minimum: its chi-square is too high, the interval end it feeds is too close and depends on
+#: the last bits of the solver's arithmetic, so :func:`profile_ci` reports that end as NaN.
+PROFILE_NFEV = 2000
+
+#: Significant digits of a profile interval end: lmfit's root search stops at a relative
+#: tolerance of 5e-5, and the digits beyond it change with the last bits of the solver's
+#: arithmetic (OpenBLAS kernels sum in an order that follows memory alignment), so more
+#: digits would make a refit's table differ bitwise from run to run.
+PROFILE_DIGITS = 4
 
 #: Labels of :func:`classify`.
 REGIMES = ("early_peak", "log_rise", "decay", "inverted", "undetermined")
@@ -86,8 +95,10 @@ def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 1
     Returns
     -------
     dict
-        ``{name: (lo, hi, note)}`` in original units; ``note`` is ``""``, ``"lower bound"``,
-        ``"upper bound"``, ``"unbounded"`` or the error met.
+        ``{name: (lo, hi, note)}`` in original units, to :data:`PROFILE_DIGITS` significant
+        digits; ``note`` is ``""``, ``"lower bound"``,
+        ``"upper bound"``, ``"unbounded"``, the error met, or says which end is NaN because
+        a refit on that side stopped on the evaluation budget (:data:`PROFILE_NFEV`).
     """
     prob = fit.problem
     h = prob.hypothesis
@@ -99,19 +110,35 @@ def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 1
         if np.count_nonzero(M[h.names.index(n)]) != 1:
             raise ValueError(f"{n} of {h.name} mixes parameters when mapped back; profile others.")
     inner = [prob.names[h.names.index(n)] for n in names]
-    budget = fit.minimizer.max_nfev
-    # each profile point is refitted from a nearby optimum: curve_fit's budget is plenty
-    fit.minimizer.max_nfev = PROFILE_NFEV * h.k
+    best = {m: fit.lmfit_result.params[m].value for m in inner}
+    stuck: dict[tuple[str, str], int] = {}  # (parameter, "below"/"above"): refits on budget
+    minimizer = fit.minimizer
+    refit = minimizer.leastsq
+
+    def checked_refit(*args, **kwargs):
+        # lmfit refits with the profiled parameter fixed; note the refits that hit the budget
+        out = refit(*args, **kwargs)
+        if out.ier in (-1, 5):  # lmfit's abort on max_nfev, MINPACK's maxfev
+            fixed = [m for m in inner if not out.params[m].vary]
+            for m in fixed:
+                side = "below" if out.params[m].value < best[m] else "above"
+                stuck[m, side] = stuck.get((m, side), 0) + 1
+        return out
+
+    budget = minimizer.max_nfev
+    minimizer.max_nfev = PROFILE_NFEV * h.k
+    minimizer.leastsq = checked_refit
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")  # conf_interval warns when a bound is reached
             ci = lmfit.conf_interval(
-                fit.minimizer, fit.lmfit_result, p_names=inner, sigmas=[level], maxiter=maxiter
+                minimizer, fit.lmfit_result, p_names=inner, sigmas=[level], maxiter=maxiter
             )
     except Exception as err:  # no stderr, < 2 variables, or a solver failure
         return {n: (np.nan, np.nan, f"{type(err).__name__}: {err}") for n in names}
     finally:
-        fit.minimizer.max_nfev = budget
+        minimizer.max_nfev = budget
+        del minimizer.leastsq  # the bound method again
     out = {}
     for n, m in zip(names, inner, strict=True):
         j = h.names.index(n)
@@ -124,9 +151,16 @@ def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 1
             hi = prob.upper[j] if np.isfinite(prob.upper[j]) else np.inf
             notes.append("upper bound" if np.isfinite(hi) else "unbounded")
         ends = np.array([lo, hi])
+        for e, side in enumerate(("below", "above")):
+            if (m, side) in stuck:
+                ends[e] = np.nan
+                notes.append(
+                    f"{stuck[m, side]} refit(s) {side} the estimate stopped on the budget of "
+                    f"{PROFILE_NFEV * h.k} evaluations (end not determined)"
+                )
         if prob.log[j]:
             ends = np.exp(ends)
-        lo_o, hi_o = (M[j, j] * ends + prob.c[j]).tolist()
+        lo_o, hi_o = (float(f"{e:.{PROFILE_DIGITS}g}") for e in M[j, j] * ends + prob.c[j])
         out[n] = (lo_o, hi_o, ", ".join(dict.fromkeys(notes)))
     return out
 
