@@ -71,6 +71,7 @@ from massive_activations.fitting.fit_all import (
     window_effect,
 )
 from massive_activations.fitting.intervals import RHO_FLOOR
+from massive_activations.fitting.procedures import OURS, PAPER
 from massive_activations.fitting.suite_fits import suite_fits
 from massive_activations.fitting.synthetic import simulate_table
 from massive_activations.fitting.uncertainty import WIDTH_RATIO, covariance_band
@@ -90,6 +91,8 @@ if data_notice(table, suite):
 label = models_label(table, suite)
 glue("suite_label", label, display=False)
 glue("procedure", procedure, display=False)
+glue("ours_nfev", f"{OURS.max_nfev:,}", display=False)
+glue("paper_nfev", f"{PAPER.max_nfev:,}", display=False)
 
 # %% [markdown]
 # ## Method
@@ -102,14 +105,16 @@ glue("procedure", procedure, display=False)
 # - **paper**: as the paper reports it: SciPy's trust-region-reflective solver with the
 #   analytic Jacobian, only $\lambda > 0$ bounded, data normalised (our reading: $y$ min-max,
 #   steps divided by the last step), fitted, and the parameters mapped back exactly; the
-#   paper's initial guess; unweighted; `curve_fit`'s budget of 100 evaluations per parameter.
+#   paper's initial guess; unweighted; `curve_fit`'s budget of {glue:text}`paper_nfev`
+#   evaluations per parameter.
 #   Where that budget runs out `curve_fit` raises, so such a fit is counted as **failed**, not
 #   kept with its last numbers.
 # - **ours**: the same model through lmfit {cite}`newville2014lmfit` with bounds that keep the
 #   logarithm's argument positive, $\lambda, \gamma, t_0$ fitted on a log scale, several
 #   starting points, residuals weighted by the across-sequence standard error (the noise is
-#   multiplicative), 1,000 evaluations per parameter, and a fit window that can skip the early
-#   dip of small models.
+#   multiplicative), {glue:text}`ours_nfev` evaluations per parameter (a fit that crawls along
+#   a flat valley of Eq. 9 needs thousands), and a fit window that can skip the early dip of
+#   small models.
 #
 # **Intervals.** All sequences are measured on the same weights at a checkpoint, so part of
 # the noise is shared by all of them and neighbouring checkpoints share it too; a bootstrap

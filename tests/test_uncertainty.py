@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from massive_activations import curve
-from massive_activations.fitting.procedures import fit_series
+from massive_activations.fitting.procedures import OURS, fit_series
 from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
 from massive_activations.fitting.uncertainty import (
     assess,
@@ -575,7 +575,7 @@ def test_profile_ci_leaves_an_end_open_when_its_refits_stop_on_the_budget(monkey
             n_open += stopped
     assert n_open >= 2, out
     assert "leastsq" not in vars(fit.minimizer)  # lmfit's own method again
-    assert fit.minimizer.max_nfev == 5000
+    assert fit.minimizer.max_nfev == OURS.max_nfev * 5
 
 
 def test_profile_ci_reports_an_unusable_fit_as_an_error():
@@ -584,7 +584,7 @@ def test_profile_ci_reports_an_unusable_fit_as_an_error():
     out = profile_ci(fit, ("K", "lam"))
     for lo, hi, note in out.values():
         assert np.isnan(lo) and np.isnan(hi) and note.startswith("MinimizerException")
-    assert fit.minimizer.max_nfev == 5000  # restored after the failure too
+    assert fit.minimizer.max_nfev == OURS.max_nfev * 5  # restored after the failure too
 
 
 def test_assess_branches(peak):
