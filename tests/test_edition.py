@@ -172,6 +172,9 @@ def test_suite_fits_reads_covering_fits_and_refits_otherwise(tmp_path, monkeypat
         return real(t, hypotheses=("eq9",), procedures=("ours",), profile=(), **kw)
 
     monkeypatch.setattr(suite_fits_mod, "fit_all", counting_fit_all)
+    real_settings = suite_fits_mod.fit_settings
+    monkeypatch.setattr(suite_fits_mod, "fit_settings", lambda **kw: real_settings(
+        hypotheses=("eq9",), procedures=("ours",), profile=(), **kw))  # fmt: skip
     fits, source = suite_fits(table, tmp_path, "s", n_bootstrap=0, n_jobs=1)
     assert source == "fitted now" and len(calls) == 1
     assert set(zip(fits.model, fits.layer, strict=True)) == {("m", 1), ("m", 2)}
@@ -193,3 +196,62 @@ def test_suite_fits_reads_covering_fits_and_refits_otherwise(tmp_path, monkeypat
     _, source = suite_fits(table, tmp_path, "s", n_bootstrap=0, n_jobs=1)
     assert source == "fitted now (fits.parquet predates the columns ['mf_peak_lo', 'mf_peak_hi'])"
     assert len(calls) == 4
+
+
+def test_suite_fits_refits_fits_of_other_settings_code_or_values(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from massive_activations.fitting import procedures
+
+    p = {"A": 20.0, "lam": 0.05, "gam": 1e-4, "t0": 1.5, "K": 5.0}
+    table = simulate_table({"m": {1: p}}, [0, 1, 2, 4, 8, 16, 64, 256, 1000, 4000],
+                           suite="s", n_sequences=3, seed=0)  # fmt: skip
+    real, real_settings = suite_fits_mod.fit_all, suite_fits_mod.fit_settings
+    few = dict(hypotheses=("eq9",), procedures=("ours",), profile=())
+    monkeypatch.setattr(suite_fits_mod, "fit_all", lambda t, **kw: real(t, **few, **kw))
+    monkeypatch.setattr(suite_fits_mod, "fit_settings", lambda **kw: real_settings(**few, **kw))
+
+    def source(t=table, **kw):
+        return suite_fits(t, tmp_path, "s", n_bootstrap=0, n_jobs=1, **kw)[1]
+
+    recorded = real_settings(**few, n_bootstrap=0)
+    assert recorded["procedures"]["ours"]["max_nfev"] == procedures.OURS.max_nfev
+    assert (
+        recorded["hypotheses"] == ["eq9"] and recorded["fit_version"] == suite_fits_mod.FIT_VERSION
+    )
+    assert recorded["n_bootstrap"] == 0 and recorded["window"] is None and "n_jobs" not in recorded
+    with pytest.raises(TypeError, match=r"no argument\(s\) \['windows'\]"):
+        real_settings(windows="full")
+    assert source() == "fitted now"
+    read = registry.read("fits.parquet", tmp_path, "s")  # the record survives the Parquet file
+    assert read.attrs["fit_settings"] == real_settings(**few, n_bootstrap=0, window="from_min")
+    assert read.attrs["input_digest"] == suite_fits_mod.input_digest(table)
+    assert source() == "read from fits.parquet"
+    # another setting of the call, another budget of a procedure, a new version of the code
+    assert (
+        source(seed=1) == "fitted now (fits.parquet was fitted with other settings: seed: 0 -> 1)"
+    )
+    ours = procedures.PROCEDURES["ours"]
+    monkeypatch.setitem(procedures.PROCEDURES, "ours", replace(ours, max_nfev=ours.max_nfev + 1))
+    assert source(seed=1) == (
+        "fitted now (fits.parquet was fitted with other settings: procedures.ours.max_nfev: "
+        f"{ours.max_nfev} -> {ours.max_nfev + 1})"
+    )
+    monkeypatch.setattr(suite_fits_mod, "FIT_VERSION", suite_fits_mod.FIT_VERSION + 1)
+    assert source(seed=1).endswith(
+        f"fit_version: {suite_fits_mod.FIT_VERSION - 1} -> {suite_fits_mod.FIT_VERSION})"
+    )
+    assert source(seed=1) == "read from fits.parquet"
+    # other activation values (regenerated data) under the same models and layers
+    louder = table.assign(top1=table["top1"] * 1.01)
+    assert (
+        source(louder, seed=1) == "fitted now (fits.parquet was fitted on other activation values)"
+    )
+    assert source(louder, seed=1) == "read from fits.parquet"
+    # a file from before the record
+    bare = registry.read("fits.parquet", tmp_path, "s")
+    bare.attrs = {}
+    bare.to_parquet(registry.path("fits.parquet", tmp_path, "s"), index=False)
+    assert source(louder, seed=1) == (
+        "fitted now (fits.parquet does not record the settings and data it was fitted with)"
+    )

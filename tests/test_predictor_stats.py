@@ -408,6 +408,24 @@ def test_stale_tables_are_recomputed_and_recompute_forces(tmp_path, monkeypatch)
     pd.testing.assert_frame_equal(again["predictor_ceiling.parquet"], ceiling)
     with pytest.raises(pytest.fail.Exception, match="recomputed"):
         prediction.load_predictor_tables(fits, tmp_path, "syn", recompute=True, **kw)
+    # a table of other fits (chapter 4 refitted) or other settings is computed again
+    other = fits.assign(gam=fits["gam"] * 1.1)
+    assert prediction.predictor_digest(other, **kw_settings(kw)) != ceiling.attrs["inputs_digest"]
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        prediction.load_predictor_tables(other, tmp_path, "syn", **kw)
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        prediction.load_predictor_tables(fits, tmp_path, "syn", seed=1, **kw)
+    # what decides: the record in the file, which survives the round trip
+    assert again["predictor_ceiling.parquet"].attrs["inputs_digest"] == (
+        prediction.predictor_digest(fits, **kw_settings(kw))
+    )
+    with pytest.raises(TypeError, match=r"no argument\(s\) \['seeds'\]"):
+        prediction.predictor_digest(fits, seeds=1)
+
+
+def kw_settings(kw: dict) -> dict:
+    """``kw`` without ``which`` (a call's tables, not a setting of their numbers)."""
+    return {k: v for k, v in kw.items() if k != "which"}
 
 
 # --------------------------------------------------------------------------- calls

@@ -4,7 +4,8 @@
 requested hypothesis and procedure (:mod:`~massive_activations.fitting.procedures`), adds the
 uncertainty of :mod:`~massive_activations.fitting.uncertainty` and returns one row per
 (model, layer, hypothesis, procedure), failed fits included (``status``, ``message``).
-:func:`write_fits` stores it atomically as ``<root>/<suite>/fits.parquet``.
+:func:`~massive_activations.fitting.suite_fits.suite_fits` stores it atomically as
+``<root>/<suite>/fits.parquet``, with a record of what made it.
 
 Randomness is only in the bootstrap; its seed is derived from ``seed`` and the
 (model, layer), so a row does not depend on which other layers are fitted or in what order

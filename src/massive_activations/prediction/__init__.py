@@ -84,6 +84,7 @@ from massive_activations.prediction.synthetic import (
 from massive_activations.prediction.tables import (
     PREDICTOR_FILES,
     load_predictor_tables,
+    predictor_digest,
     predictor_tables,
     write_predictor_tables,
 )
@@ -179,6 +180,7 @@ __all__ = [
     "power_table",
     "predict_architecture",
     "predicted_curves",
+    "predictor_digest",
     "predictor_tables",
     "prefixed",
     "pythia_architectures",

@@ -22,9 +22,12 @@ Each is computed for every combination of ``fits_used`` (``"identified"``, ``"al
 ``transforms`` tell them apart); a target whose transform is the same under both choices
 (``A``, ``K``) is computed once and its rows copied under the other label (the seeds do not
 depend on the label, so the numbers would be the same).  :func:`write_predictor_tables`
-writes each table as soon as it is done and skips the tables already present (unless
-``force``; a table that lacks a column the registry requires, written by an older version,
-is recomputed), so an interrupted run resumes; inside a table, each (fits used,
+writes each table as soon as it is done and skips the tables already present and current
+(unless ``force``): each table records in its Parquet file (``attrs["inputs_digest"]``,
+:func:`predictor_digest`) the digest of the fits and settings it was computed from, and a
+table of other fits (a refit of chapter 4), of other settings, without the record, or without
+a column the registry requires (an older version) is recomputed, so the chapter's numbers
+always derive from the fits it shows next to them; an interrupted run resumes; inside a table, each (fits used,
 transforms) part waits in ``.predictor-parts/`` beside the tables (keyed by a digest of the
 fits and every setting) until the whole table is written, so even the largest table resumes
 part by part (on the 188 layers of the paper's release one part of ``predictor.parquet`` is
@@ -36,6 +39,7 @@ chapter calls: the tables, computed only where missing (or all, with ``recompute
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,6 +60,7 @@ from massive_activations.prediction.validation import PROTOCOLS, evaluate
 __all__ = [
     "PREDICTOR_FILES",
     "load_predictor_tables",
+    "predictor_digest",
     "predictor_tables",
     "write_predictor_tables",
 ]
@@ -154,11 +159,12 @@ def predictor_tables(
         groups=groups,
     )
     out: dict[str, pd.DataFrame] = {}
-    digest = _digest(fits, targets, common, _settings(
-        model_types=model_types, protocols=protocols, seed=seed, n_permutations=n_permutations,
-        n_repeats=n_repeats, n_replicates=n_replicates, power_permutations=power_permutations,
+    digest = predictor_digest(
+        fits, targets=targets, **common, model_types=model_types, protocols=protocols,
+        seed=seed, n_permutations=n_permutations, n_repeats=n_repeats,
+        n_replicates=n_replicates, power_permutations=power_permutations,
         power_protocols=power_protocols, power_noise=power_noise, grids=grids,
-    ))  # fmt: skip
+    )  # fmt: skip
 
     def each(fn, **kw):
         frames, done = [], {}
@@ -233,7 +239,40 @@ def predictor_tables(
         )
     if "predictor_ceiling.parquet" in which:
         out["predictor_ceiling.parquet"] = each(noise_ceiling)
+    for table in out.values():
+        table.attrs["inputs_digest"] = digest
     return out
+
+
+#: :func:`predictor_tables`' own signature (its defaults), whatever later replaces the name.
+_SIGNATURE = inspect.signature(predictor_tables)
+
+#: The settings of :func:`predictor_tables` that shape its numbers (with ``targets`` and the
+#: data arguments ``hypothesis, procedure, architectures, groups``).
+_SHAPING = (
+    "model_types", "protocols", "seed", "n_permutations", "n_repeats", "n_replicates",
+    "power_permutations", "power_protocols", "power_noise", "grids",
+)  # fmt: skip
+
+
+def predictor_digest(fits: pd.DataFrame, **settings) -> str:
+    """The digest of ``fits`` and every setting that shapes :func:`predictor_tables`' numbers.
+
+    ``settings``: keyword arguments of :func:`predictor_tables` (its defaults fill the rest;
+    ``which``, ``results``, ``n_jobs``, ``progress`` and ``checkpoints`` are ignored).  The
+    key of each resumable part and the record each written table carries.
+    """
+    call = {
+        k: p.default
+        for k, p in _SIGNATURE.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(settings) - set(call))
+    if unknown:
+        raise TypeError(f"predictor_tables has no argument(s) {unknown}; see its docstring.")
+    call.update(settings)
+    common = {k: call[k] for k in ("hypothesis", "procedure", "architectures", "groups")}
+    return _digest(fits, call["targets"], common, _settings(**{k: call[k] for k in _SHAPING}))
 
 
 def _settings(**settings) -> dict:
@@ -279,9 +318,11 @@ def write_predictor_tables(
     limits the tables).  Returns ``{file name: path}`` of every table, written now or before.
     """
     paths = {}
-    for name in settings.pop("which", PREDICTOR_FILES):
+    which = settings.pop("which", PREDICTOR_FILES)
+    digest = predictor_digest(fits, **settings)
+    for name in which:
         path = registry.path(name, root, suite)
-        if path.is_file() and not force and _current(path, name):
+        if path.is_file() and not force and _current(path, name, digest):
             paths[name] = path
             continue
         results = None
@@ -300,10 +341,14 @@ def write_predictor_tables(
     return paths
 
 
-def _current(path: Path, name: str) -> bool:
-    """Whether the table at ``path`` has every column the registry requires of ``name``."""
-    have = set(pq.read_schema(path).names)
-    return all(c in have for c in registry.required_columns(name))
+def _current(path: Path, name: str, digest: str) -> bool:
+    """Whether the table at ``path`` has every column the registry requires of ``name`` and
+    was computed from the inputs of ``digest`` (:func:`predictor_digest`)."""
+    schema = pq.read_schema(path)
+    attrs = json.loads((schema.metadata or {}).get(b"PANDAS_ATTRS", b"{}"))
+    have = set(schema.names)
+    columns = all(c in have for c in registry.required_columns(name))
+    return columns and attrs.get("inputs_digest") == digest
 
 
 def load_predictor_tables(
@@ -326,7 +371,8 @@ def load_predictor_tables(
     suite : str
     recompute : bool
         Compute and write every table again (a book build otherwise reads the committed
-        ones, computed with the settings recorded in their columns).
+        ones where they were computed from these fits with these settings, and computes the
+        others).
     progress : bool
         Show progress bars while computing.
     settings
