@@ -289,3 +289,24 @@ def test_profiles_ask_the_committed_data_for_a_variant_it_holds(profile, n_reade
             )
     # the default book's chapters 3-7 read data/default; the paper edition's chapter 7
     assert len(checked) == n_readers, checked
+
+
+def test_the_committed_fits_are_those_chapter_4_would_compute():
+    # fits that chapter 4 would set aside (other settings, other procedure constants, other
+    # activation values) make `make book` refit on a reader's machine and the page say so;
+    # committed with the code that computes them, they are read as they are
+    from massive_activations import registry
+    from massive_activations.book.execute import parameter_defaults, read_notebook
+    from massive_activations.datasets.activations import suite_activations
+    from massive_activations.fitting import suite_fits as sf
+
+    root = repo_root()
+    spec = book.load_profile(root, "default")["notebooks"].get("04_fitting", {})
+    defaults = parameter_defaults("04_fitting", read_notebook(root / "notebooks" / "04_fitting.py"))
+    p = {**defaults, **spec}
+    assert (p["suite"], p["data_dir"], p["refit"]) == ("default", "data", False)
+    table = suite_activations("default", root / "data", reuse=True, variant=p["variant"])
+    fits = registry.read(sf.FITS_FILE, root / "data", "default")
+    settings = sf.fit_settings(window=p["window"], n_bootstrap=p["n_bootstrap"], seed=p["seed"])
+    reason = sf._stale(fits, table, settings)
+    assert reason == "", f"data/default: {reason}; run `make book` and commit data/default"
