@@ -310,3 +310,29 @@ def test_the_committed_fits_are_those_chapter_4_would_compute():
     settings = sf.fit_settings(window=p["window"], n_bootstrap=p["n_bootstrap"], seed=p["seed"])
     reason = sf._stale(fits, table, settings)
     assert reason == "", f"data/default: {reason}; run `make book` and commit data/default"
+
+
+def test_the_committed_predictor_tables_derive_from_the_committed_fits():
+    # a predictor table of other fits or settings is recomputed by chapter 5 on a reader's
+    # machine (about an hour of 2-core CPU on the default suite): committed, they must be current
+    from massive_activations import registry
+    from massive_activations.book.execute import parameter_defaults, read_notebook
+    from massive_activations.fitting.suite_fits import FITS_FILE
+    from massive_activations.prediction.features import suite_architectures
+    from massive_activations.prediction.tables import PREDICTOR_FILES, _current, predictor_digest
+
+    root = repo_root()
+    name = "05_predicting"
+    spec = book.load_profile(root, "default")["notebooks"].get(name, {})
+    p = {**parameter_defaults(name, read_notebook(root / "notebooks" / f"{name}.py")), **spec}
+    assert (p["suite"], p["data_dir"], p["recompute"]) == ("default", "data", False)
+    fits = registry.read(FITS_FILE, root / "data", "default")
+    keys = ("targets", "model_types", "seed", "n_permutations", "n_repeats", "n_replicates",
+            "power_permutations", "power_protocols")  # fmt: skip
+    digest = predictor_digest(
+        fits, architectures=suite_architectures("default"), **{k: p[k] for k in keys}
+    )
+    stale = [
+        f for f in PREDICTOR_FILES if not _current(root / "data" / "default" / f, f, digest)
+    ]
+    assert stale == [], f"data/default: {stale} derive from other fits or settings; run `make book`"
