@@ -332,7 +332,5 @@ def test_the_committed_predictor_tables_derive_from_the_committed_fits():
     digest = predictor_digest(
         fits, architectures=suite_architectures("default"), **{k: p[k] for k in keys}
     )
-    stale = [
-        f for f in PREDICTOR_FILES if not _current(root / "data" / "default" / f, f, digest)
-    ]
+    stale = [f for f in PREDICTOR_FILES if not _current(root / "data" / "default" / f, f, digest)]
     assert stale == [], f"data/default: {stale} derive from other fits or settings; run `make book`"
