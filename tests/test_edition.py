@@ -169,7 +169,10 @@ def test_suite_fits_reads_covering_fits_and_refits_otherwise(tmp_path, monkeypat
 
     def counting_fit_all(t, **kw):
         calls.append(sorted(set(zip(t.model, t.layer, strict=True))))
-        return real(t, hypotheses=("eq9",), procedures=("ours",), profile=(), **kw)
+        assert kw["checkpoints"] == tmp_path / "s" / suite_fits_mod.CHECKPOINTS
+        out = real(t, hypotheses=("eq9",), procedures=("ours",), profile=(), **kw)
+        assert len(list(kw["checkpoints"].glob("*.pkl"))) == len(calls[-1])
+        return out
 
     monkeypatch.setattr(suite_fits_mod, "fit_all", counting_fit_all)
     real_settings = suite_fits_mod.fit_settings
@@ -179,6 +182,8 @@ def test_suite_fits_reads_covering_fits_and_refits_otherwise(tmp_path, monkeypat
     assert source == "fitted now" and len(calls) == 1
     assert set(zip(fits.model, fits.layer, strict=True)) == {("m", 1), ("m", 2)}
     assert registry.path("fits.parquet", tmp_path, "s").is_file()
+    # each layer was saved on the way (a killed build resumes); the written table clears them
+    assert not (tmp_path / "s" / suite_fits_mod.CHECKPOINTS).exists()
     again, source = suite_fits(table, tmp_path, "s", n_bootstrap=0, n_jobs=1)
     assert source == "read from fits.parquet" and len(calls) == 1
     pd.testing.assert_frame_equal(again, fits)

@@ -191,3 +191,60 @@ def test_window_effect_fits_only_the_models_asked_for():
     assert out["layers"].tolist() == [2]
     with pytest.raises(ValueError, match="not in the table"):
         window_effect(table, windows=("full",), models=["huge"])
+
+
+def _resumable(table, parts, key="k", n_jobs=1):
+    few = dict(hypotheses=("eq9",), procedures=("ours",), profile=(), n_bootstrap=0)
+    return fit_all(table, **few, seed=3, progress=False, n_jobs=n_jobs, checkpoints=parts,
+                   checkpoint_key=key)  # fmt: skip
+
+
+def _mark(path):
+    import pickle
+
+    rows = pickle.loads(path.read_bytes())
+    rows[0]["message"] = "read back"
+    path.write_bytes(pickle.dumps(rows))
+
+
+def test_fit_all_saves_each_layer_and_resumes_from_the_saved_ones(table, tmp_path):
+    parts = tmp_path / "parts"
+    fresh = _resumable(table, None)
+    first = _resumable(table, parts)
+    pd.testing.assert_frame_equal(first, fresh)  # saving changes nothing
+    files = sorted(p.name.rsplit("-", 1)[0] for p in parts.glob("*.pkl"))
+    assert files == ["pythia-70m-L1", "pythia-70m-L2", "tiny-L1"]
+    # a saved layer is read, not fitted again; a layer with no file (a run killed before it
+    # ended) is fitted and saved
+    (saved,) = parts.glob("pythia-70m-L2-*.pkl")
+    _mark(saved)
+    (lost,) = parts.glob("tiny-L1-*.pkl")
+    lost.unlink()
+    resumed = _resumable(table, parts)
+    assert lost.is_file()
+    read = resumed[resumed.message == "read back"]
+    assert list(zip(read.model, read.layer, strict=True)) == [("pythia-70m", 2)]
+    pd.testing.assert_frame_equal(
+        resumed[resumed.message != "read back"], fresh[resumed.message != "read back"]
+    )
+    # a saved layer stands only for the same fit: other settings (key) or other values
+    other = _resumable(table, parts, key="other settings")
+    assert "read back" not in set(other.message)
+    changed = table.copy()
+    row = (changed.model == "pythia-70m") & (changed.layer == 2) & (changed.step == STEPS[-1])
+    changed.loc[row, "top1"] *= 1.5
+    assert "read back" not in set(_resumable(changed, parts).message)
+    assert len(list(parts.glob("*.pkl"))) == 3 + 3 + 1
+
+
+@pytest.mark.processes
+def test_fit_all_resumes_in_worker_processes_too(table, tmp_path):
+    parts = tmp_path / "parts"
+    fresh = _resumable(table, parts)
+    (saved,) = parts.glob("pythia-70m-L1-*.pkl")
+    _mark(saved)
+    for p in parts.glob("*-L2-*.pkl"):
+        p.unlink()
+    resumed = _resumable(table, parts, n_jobs=2)
+    assert list(resumed.message == "read back") == [True, False, False]
+    pd.testing.assert_frame_equal(resumed.iloc[1:], fresh.iloc[1:])

@@ -15,15 +15,19 @@ resampled sequences.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+import re
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from massive_activations import reference
+from massive_activations import reference, registry
 from massive_activations.fitting.hypotheses import HYPOTHESES
 from massive_activations.fitting.procedures import FitResult, fit_series, get_procedure
 from massive_activations.fitting.regimes import model_free_regime
@@ -210,6 +214,16 @@ def fit_row(fit: FitResult, **keys) -> dict:
     return row
 
 
+def _part_path(folder, unit, key: str) -> Path | None:
+    """Where :func:`fit_all` saves one layer's rows: named by a digest of all its inputs."""
+    if folder is None:
+        return None
+    seqs, keys, kwargs = unit
+    digest = hashlib.sha256(pickle.dumps((seqs, keys, kwargs), protocol=5) + key.encode())
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(keys["model"]))
+    return Path(folder) / f"{name}-L{keys['layer']}-{digest.hexdigest()[:16]}.pkl"
+
+
 def _fit_unit(args) -> list[dict]:
     seqs, keys, kwargs = args
     return [fit_row(f, **keys) for f in fit_layer(seqs, **kwargs)]
@@ -231,6 +245,8 @@ def fit_all(
     n_jobs: int = 1,
     progress: bool = True,
     profile_all: bool = False,
+    checkpoints: str | Path | None = None,
+    checkpoint_key: str = "",
 ) -> pd.DataFrame:
     """Fit every (model, layer) of an activation table.
 
@@ -248,6 +264,14 @@ def fit_all(
         Worker processes (1: in this process).  Results do not depend on it.
     progress : bool
         Show a tqdm progress bar over layers.
+    checkpoints : path, optional
+        A folder where each layer's fitted rows are saved as soon as they are done
+        (atomically), and read instead of fitted again: a run killed midway resumes where it
+        stopped.  A layer's file is named after a digest of its data, its arguments and
+        ``checkpoint_key``, so a saved layer is read only for the very same fit.
+    checkpoint_key : str
+        Whatever else shapes the numbers (e.g. :func:`~massive_activations.fitting.suite_fits.fit_settings`
+        as JSON: the procedures' constants, the code's version): part of each layer's digest.
 
     Returns
     -------
@@ -294,17 +318,30 @@ def fit_all(
         seqs = layer_sequences(table, model, layer, dtype=dtype)
         units.append((seqs, keys, kwargs))
     bar = tqdm(total=len(units), desc="fitting layers", unit="layer", disable=not progress)
-    rows = []
-    if n_jobs > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            for part in pool.map(_fit_unit, units):
-                rows.extend(part)
-                bar.update()
-    else:
-        for unit in units:
-            rows.extend(_fit_unit(unit))
+    parts = [_part_path(checkpoints, unit, checkpoint_key) for unit in units]
+    done: list[list[dict] | None] = [None] * len(units)
+    for i, path in enumerate(parts):
+        if path is not None and path.is_file():
+            done[i] = pickle.loads(path.read_bytes())
             bar.update()
+    todo = [i for i, rows in enumerate(done) if rows is None]
+
+    def keep(i: int, rows: list[dict]) -> None:
+        done[i] = rows
+        if parts[i] is not None:
+            data = pickle.dumps(rows, protocol=5)
+            registry.atomic_write(parts[i], lambda tmp: tmp.write_bytes(data))
+        bar.update()
+
+    if n_jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            for i, rows in zip(todo, pool.map(_fit_unit, [units[i] for i in todo]), strict=True):
+                keep(i, rows)
+    else:
+        for i in todo:
+            keep(i, _fit_unit(units[i]))
     bar.close()
+    rows = [row for unit_rows in done for row in unit_rows]
     df = pd.DataFrame(rows)
     if df.empty:
         return df

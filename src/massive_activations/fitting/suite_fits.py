@@ -26,6 +26,7 @@ from massive_activations.fitting import intervals, procedures, uncertainty
 from massive_activations.fitting.fit_all import fit_all
 
 __all__ = [
+    "CHECKPOINTS",
     "FITS_FILE",
     "FIT_VERSION",
     "fit_settings",
@@ -38,11 +39,20 @@ __all__ = [
 #: The registered file of a suite's fits.
 FITS_FILE = "fits.parquet"
 
+#: Folder beside :data:`FITS_FILE` where a fit in progress saves each layer (one file per
+#: layer, :func:`~massive_activations.fitting.fit_all.fit_all`'s ``checkpoints``): a build
+#: killed midway resumes there, and the folder is emptied once the table is written.
+CHECKPOINTS = ".fits-parts"
+
 #: The version of the fitting code's numbers: bump it with a change that alters fitted values
 #: without changing a setting :func:`fit_settings` records (a fixed bug, a new statistic), so
 #: that stored fits of the older code are refitted.  2: profile ends to 4 digits, NaN where a
 #: refit stops on its budget.
 FIT_VERSION = 2
+
+#: Arguments of :func:`~massive_activations.fitting.fit_all.fit_all` that never change the
+#: numbers: left out of :func:`fit_settings`.
+_NOT_SETTINGS = ("table", "n_jobs", "progress", "checkpoints", "checkpoint_key")
 
 #: :func:`~massive_activations.fitting.fit_all.fit_all`'s own signature (its defaults).
 _SIGNATURE = inspect.signature(fit_all)
@@ -55,7 +65,8 @@ def fit_settings(**settings) -> dict:
     ----------
     **settings
         Arguments of :func:`~massive_activations.fitting.fit_all.fit_all` (its defaults fill
-        the rest; ``n_jobs`` and ``progress`` do not change the numbers and are left out).
+        the rest; ``n_jobs``, ``progress`` and the checkpoints do not change the numbers and are
+        left out).
 
     Returns
     -------
@@ -64,11 +75,7 @@ def fit_settings(**settings) -> dict:
         (bounds, starts, window, weights, evaluation budget), the profile's budget and digits,
         the bootstrap refit's tolerances and the sandwich interval's autocorrelation floor.
     """
-    call = {
-        k: p.default
-        for k, p in _SIGNATURE.parameters.items()
-        if k not in ("table", "n_jobs", "progress")
-    }
+    call = {k: p.default for k, p in _SIGNATURE.parameters.items() if k not in _NOT_SETTINGS}
     unknown = sorted(set(settings) - set(call))
     if unknown:
         raise TypeError(f"fit_all has no argument(s) {unknown}; it takes {sorted(call)}.")
@@ -170,10 +177,16 @@ def suite_fits(
         if not reason:
             return stored, f"read from {FITS_FILE}"
         reason = f" ({reason})"
+    parts = registry.path(FITS_FILE, data_dir, suite).parent / CHECKPOINTS
     fits = fit_all(
         table, window=window, n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs,
-        progress=progress,
+        progress=progress, checkpoints=parts, checkpoint_key=json.dumps(settings, sort_keys=True),
     )  # fmt: skip
     fits.attrs.update(fit_settings=settings, input_digest=input_digest(table))
     registry.write(fits, FITS_FILE, data_dir, suite)
+    # the whole table is written: the layers saved on the way are no longer needed
+    for part in parts.glob("*.pkl") if parts.is_dir() else ():
+        part.unlink()
+    if parts.is_dir() and not any(parts.iterdir()):
+        parts.rmdir()
     return fits, "fitted now" + reason
