@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from massive_activations import reference, registry
+from massive_activations import provenance, reference, registry
 from massive_activations.fitting.hypotheses import HYPOTHESES
 from massive_activations.fitting.procedures import FitResult, fit_series, get_procedure
 from massive_activations.fitting.regimes import model_free_regime
@@ -330,7 +330,8 @@ def fit_all(
         done[i] = rows
         if parts[i] is not None:
             data = pickle.dumps(rows, protocol=5)
-            registry.atomic_write(parts[i], lambda tmp: tmp.write_bytes(data))
+            with provenance.paused():  # a transient file: not one of the data files read
+                registry.atomic_write(parts[i], lambda tmp: tmp.write_bytes(data))
         bar.update()
 
     if n_jobs > 1 and len(todo) > 1:

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from massive_activations import registry
+from massive_activations import provenance, registry
 from massive_activations.prediction.ceiling import noise_ceiling
 from massive_activations.prediction.estimators import MODEL_TYPES
 from massive_activations.prediction.nulls import null_summary
@@ -192,7 +192,8 @@ def predictor_tables(
                     )  # fmt: skip
                     if part is not None:
                         part.parent.mkdir(parents=True, exist_ok=True)
-                        registry.atomic_write(part, lambda tmp, tb=table: tb.to_parquet(tmp))
+                        with provenance.paused():  # transient: not a data file of the book
+                            registry.atomic_write(part, lambda tmp, tb=table: tb.to_parquet(tmp))
                 frames.append(table)
                 for x in todo:
                     done[(u, x, scale_name(x, t))] = table[table["target"] == x]
