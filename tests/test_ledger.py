@@ -60,6 +60,17 @@ def test_spearman_permutation_exact_values():
     assert rho_e == rho_s and p_s == pytest.approx(p_e, abs=2e-3)
 
 
+def test_spearman_sampled_null_is_seeded_by_default_with_seed_0():
+    # the ledger's p-values are reproducible because the default seed is fixed (0): the same
+    # call gives the same value, and another seed another sample of the null
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    _, p_default = audit.spearman_permutation(x, y, n_resamples=400)
+    _, p_0 = audit.spearman_permutation(x, y, n_resamples=400, seed=0)
+    _, p_1 = audit.spearman_permutation(x, y, n_resamples=400, seed=1)
+    assert p_default == p_0 != p_1
+
+
 def test_wilson_interval_certified_values():
     # Wilson score intervals (Newcombe 1998, Table I): 0/10 -> 0-0.2775, 15/148 -> 0.0624-0.1605
     lo, hi = audit.wilson_interval(0, 10)
