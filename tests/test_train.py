@@ -191,6 +191,45 @@ def test_a_finished_suite_is_not_retrained(smoke_run, tmp_path, monkeypatch):
     ).read_bytes()
 
 
+def test_an_archive_carries_finished_runs_to_another_machine(smoke_run, tmp_path, monkeypatch):
+    """Runs archived on one machine are restored, not retrained, on another; a run trained
+    there joins the archive as it ends; the data come out byte for byte the same."""
+    out, cache = smoke_run
+    folders = sorted(p.resolve() for p in (cache / "suites" / "smoke").iterdir())
+    archive = tmp_path / "archive"
+    for folder in folders[1:]:
+        record = make_data_module.archive_run(folder, archive)
+        names = {p.name for p in record.iterdir()}
+        assert {"log.parquet", "weights.parquet", "timing.json", "measure"} <= names
+        assert not any(n == "state.pt" or n.startswith("step") for n in names), names
+    trained = []
+    real = make_data_module.train_model
+
+    def counting(spec, *args, **kwargs):
+        trained.append(spec.name)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(make_data_module, "train_model", counting)
+    again = make_data(
+        "smoke",
+        out=tmp_path / "data",
+        cache=tmp_path / "cache",
+        threads=1,
+        progress=False,
+        archive=archive,
+    )
+    assert trained == [folders[0].name.rsplit("-", 1)[0]]  # only the run not archived
+    assert sorted(p.name for p in archive.iterdir()) == [f.name for f in folders]
+    for name in DETERMINISTIC_FILES:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_archiving_an_unfinished_run_is_refused(tmp_path):
+    (tmp_path / "L2-d32-h2-0123").mkdir()
+    with pytest.raises(ValueError, match="not finished"):
+        make_data_module.archive_run(tmp_path / "L2-d32-h2-0123", tmp_path / "archive")
+
+
 def test_measurement_in_training_equals_extraction(smoke_run, tmp_path):
     out, cache = smoke_run
     trained = read_table(out / "activations.parquet")

@@ -28,6 +28,15 @@ Writes ``<out>/<suite>/`` (``data/<suite>/`` by default), replacing it atomicall
 
 Checkpoints stay in the cache (``<cache>/runs/``, linked from ``<cache>/suites/<suite>/``),
 and every stage resumes: a killed run restarts where it stopped.
+
+A suite too long for one machine's session can be trained across several: with
+``--archive DIR`` each finished run's record (every file of its run folder but the
+checkpoints' weights and the resume state: configuration, measurements, training log, weight
+digests, timing; about 100 kB) is copied to ``DIR/<run folder>/`` as soon as the run ends, and
+the runs found there are restored into the cache before training starts, so they are not
+retrained.  Copy or commit ``DIR`` between machines; runs are matched by their configuration
+key, so a record of another configuration is never used.  A restored run has no checkpoints
+to re-extract.
 """
 
 from __future__ import annotations
@@ -64,7 +73,15 @@ from massive_activations.suite.corpus import cache_root, load_corpus
 from massive_activations.suite.tokenizer import TokenData, prepare_tokens
 from massive_activations.suite.train import measurement_settings, read_log, run_dir, train_model
 
-__all__ = ["RECORDED_PACKAGES", "main", "make_data", "step_cost", "suite_tokens"]
+__all__ = [
+    "RECORDED_PACKAGES",
+    "archive_run",
+    "main",
+    "make_data",
+    "restore_runs",
+    "step_cost",
+    "suite_tokens",
+]
 
 #: Packages whose versions the manifest records.
 RECORDED_PACKAGES = (
@@ -163,6 +180,65 @@ def _link(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
+def _is_weights(path: Path) -> bool:
+    """Checkpoint folders and the resume state: what a run's archived record leaves out."""
+    return path.name == "state.pt" or (
+        path.is_dir() and path.name.startswith("step") and path.name[4:].isdigit()
+    )
+
+
+def archive_run(folder: Path | str, archive: Path | str) -> Path:
+    """Copy a finished run's record (all but weights) to ``<archive>/<run folder name>/``.
+
+    Written to a staging folder and renamed, so an archive never holds half a record.
+    Returns the archived folder.
+    """
+    folder, archive = Path(folder), Path(archive)
+    if not (folder / "log.parquet").is_file():
+        raise ValueError(f"Run {folder} is not finished (no log.parquet); train it first.")
+    target = archive / folder.name
+    staging = archive / f".{folder.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path in folder.iterdir():
+        if _is_weights(path):
+            continue
+        if path.is_dir():
+            shutil.copytree(path, staging / path.name)
+        else:
+            shutil.copy2(path, staging / path.name)
+    old = archive / f".{folder.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def restore_runs(archive: Path | str, cache: Path | str, names: Sequence[str]) -> list[str]:
+    """Copy the archived records of the runs ``names`` into ``<cache>/runs/``.
+
+    A run already finished in the cache is left alone; an unfinished one (a killed run's
+    checkpoints and resume state) is replaced by the finished record.  Returns the names
+    restored.
+    """
+    archive, runs = Path(archive), Path(cache) / "runs"
+    restored = []
+    for name in names:
+        record = archive / name
+        if not (record / "log.parquet").is_file() or (runs / name / "log.parquet").is_file():
+            continue
+        runs.mkdir(parents=True, exist_ok=True)
+        staging = runs / f".{name}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(record, staging)
+        if (runs / name).exists():
+            shutil.rmtree(runs / name)
+        os.replace(staging, runs / name)
+        restored.append(name)
+    return restored
+
+
 # One queue per worker process for progress messages (set by the pool initializer).
 _QUEUE = None
 
@@ -205,6 +281,7 @@ def _train_all(
     jobs: int,
     threads: int,
     progress: bool,
+    archive: Path | None = None,
 ) -> dict[str, Path]:
     from tqdm import tqdm
 
@@ -213,6 +290,13 @@ def _train_all(
     unit = min(costs.values())
     weights = {k: v / unit for k, v in costs.items()}
     folders = {m.name: run_dir(m, suite, data, cache, device) for m in suite.models}
+    if archive is not None:
+        restore_runs(archive, cache, [f.name for f in folders.values()])
+
+    def finished(folder) -> None:
+        if archive is not None:
+            archive_run(folder, archive)
+
     todo = [m for m in suite.models if not (folders[m.name] / "log.parquet").is_file()]
     total = sum(weights[m.name] * m.steps for m in todo)
     bar = tqdm(
@@ -233,7 +317,7 @@ def _train_all(
     with bar:
         if jobs == 1:
             for spec in todo:
-                _train(spec, suite, data, eval_ids, cache, device, threads, advance)
+                finished(_train(spec, suite, data, eval_ids, cache, device, threads, advance))
         else:
             import multiprocessing as mp
 
@@ -255,13 +339,15 @@ def _train_all(
                         )
                         for m in order
                     ]
-                    while not all(f.done() for f in futures):
+                    pending = set(futures)
+                    while pending:
                         try:
                             advance(*queue.get(timeout=0.5))
                         except Exception:  # queue.Empty: nothing reported for a while
                             pass
-                    for f in futures:
-                        f.result()  # raise a worker's error here
+                        for f in [f for f in pending if f.done()]:
+                            pending.discard(f)
+                            finished(f.result())  # raises a worker's error here
     for spec in suite.models:
         _link(suite_dir(cache, suite) / spec.name, folders[spec.name])
     return folders
@@ -325,6 +411,7 @@ def make_data(
     device: str = "cpu",
     threads: int | None = None,
     progress: bool = True,
+    archive: Path | str | None = None,
 ) -> Path:
     """Build (or finish building) a suite's data folder ``<out>/<suite>/``.
 
@@ -346,6 +433,10 @@ def make_data(
         Results depend on it through floating-point rounding (recorded in the manifest).
     progress : bool
         Progress bars with ETA.
+    archive : path, optional
+        Folder of finished runs' records (no weights): runs found there are not retrained,
+        and each run is added as it finishes, so a suite can be trained across machines or
+        sessions (see the module's docstring).
 
     Returns
     -------
@@ -359,14 +450,14 @@ def make_data(
     are not.
     """
     with provenance.paused():
-        final = _make_data(suite, out, cache, jobs, device, threads, progress)
+        final = _make_data(suite, out, cache, jobs, device, threads, progress, archive)
     for path in sorted(final.iterdir()):
         if path.is_file():
             provenance.record(path, "write")
     return final
 
 
-def _make_data(suite, out, cache, jobs, device, threads, progress) -> Path:
+def _make_data(suite, out, cache, jobs, device, threads, progress, archive=None) -> Path:
     """:func:`make_data`'s work; returns ``<out>/<suite>``."""
     if isinstance(suite, str):
         suite = get_suite(suite)
@@ -391,7 +482,8 @@ def _make_data(suite, out, cache, jobs, device, threads, progress) -> Path:
     timings["tokens_s"] = time.perf_counter() - t
     say(f"{data.info['train_tokens']:,} training tokens; training {len(suite.models)} models")
     t = time.perf_counter()
-    folders = _train_all(suite, data, eval_ids, cache, device, jobs, threads, progress)
+    archive = Path(archive) if archive is not None else None
+    folders = _train_all(suite, data, eval_ids, cache, device, jobs, threads, progress, archive)
     timings["train_s"] = time.perf_counter() - t
 
     out = Path(out)
@@ -493,6 +585,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads per job (default cores/jobs)")
     parser.add_argument("--out", default="data", help="data folder (default: data)")
     parser.add_argument("--cache", help="cache folder (default: .cache in the checkout)")
+    parser.add_argument(
+        "--archive",
+        help="folder of finished runs' records (no weights) to resume from and add to, for a "
+        "suite trained across machines or sessions",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
     try:
@@ -504,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             threads=args.threads,
             progress=not args.no_progress,
+            archive=args.archive,
         )
     except (KeyError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
