@@ -32,7 +32,7 @@ and every stage resumes: a killed run restarts where it stopped.
 A suite too long for one machine's session can be trained across several: with
 ``--archive DIR`` each finished run's record (every file of its run folder but the
 checkpoints' weights and the resume state: configuration, measurements, training log, weight
-digests, timing; about 100 kB) is copied to ``DIR/<run folder>/`` as soon as the run ends, and
+digests, timing; under 1 MB) is copied to ``DIR/<run folder>/`` as soon as the run ends, and
 the runs found there are restored into the cache before training starts, so they are not
 retrained.  Copy or commit ``DIR`` between machines; runs are matched by their configuration
 key, so a record of another configuration is never used.  A restored run has no checkpoints
