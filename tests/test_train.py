@@ -18,6 +18,7 @@ from massive_activations.measurement.extract import extract
 from massive_activations.measurement.sources import load_model, local_checkpoints
 from massive_activations.measurement.store import ActivationStore, read_table
 from massive_activations.suite import make_data as make_data_module
+from massive_activations.suite import run_archive
 from massive_activations.suite.configs import Recipe, get_suite, make_model
 from massive_activations.suite.corpus import load_corpus
 from massive_activations.suite.make_data import DETERMINISTIC_FILES, make_data
@@ -198,7 +199,7 @@ def test_an_archive_carries_finished_runs_to_another_machine(smoke_run, tmp_path
     folders = sorted(p.resolve() for p in (cache / "suites" / "smoke").iterdir())
     archive = tmp_path / "archive"
     for folder in folders[1:]:
-        record = make_data_module.archive_run(folder, archive)
+        record = run_archive.archive_run(folder, archive)
         names = {p.name for p in record.iterdir()}
         assert {"log.parquet", "weights.parquet", "timing.json", "measure"} <= names
         assert not any(n == "state.pt" or n.startswith("step") for n in names), names
@@ -227,7 +228,7 @@ def test_an_archive_carries_finished_runs_to_another_machine(smoke_run, tmp_path
 def test_archiving_an_unfinished_run_is_refused(tmp_path):
     (tmp_path / "L2-d32-h2-0123").mkdir()
     with pytest.raises(ValueError, match="not finished"):
-        make_data_module.archive_run(tmp_path / "L2-d32-h2-0123", tmp_path / "archive")
+        run_archive.archive_run(tmp_path / "L2-d32-h2-0123", tmp_path / "archive")
 
 
 def test_measurement_in_training_equals_extraction(smoke_run, tmp_path):

@@ -69,6 +69,8 @@ suite.train
     Training one model with Pythia's recipe, measuring every checkpoint as it goes.
 suite.make_data
     The whole suite's data folder, resumable (``make data``).
+suite.run_archive
+    Finished runs' records (all but weights), so another machine does not retrain them.
 suite.data
     Reading a suite's data folder (and building it when asked).
 suite.drift

@@ -70,15 +70,14 @@ from massive_activations.suite.configs import (
     suite_dir,
 )
 from massive_activations.suite.corpus import cache_root, load_corpus
+from massive_activations.suite.run_archive import archive_run, restore_runs
 from massive_activations.suite.tokenizer import TokenData, prepare_tokens
 from massive_activations.suite.train import measurement_settings, read_log, run_dir, train_model
 
 __all__ = [
     "RECORDED_PACKAGES",
-    "archive_run",
     "main",
     "make_data",
-    "restore_runs",
     "step_cost",
     "suite_tokens",
 ]
@@ -178,65 +177,6 @@ def _link(link: Path, target: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(os.path.relpath(target, link.parent))
     os.replace(tmp, link)
-
-
-def _is_weights(path: Path) -> bool:
-    """Checkpoint folders and the resume state: what a run's archived record leaves out."""
-    return path.name == "state.pt" or (
-        path.is_dir() and path.name.startswith("step") and path.name[4:].isdigit()
-    )
-
-
-def archive_run(folder: Path | str, archive: Path | str) -> Path:
-    """Copy a finished run's record (all but weights) to ``<archive>/<run folder name>/``.
-
-    Written to a staging folder and renamed, so an archive never holds half a record.
-    Returns the archived folder.
-    """
-    folder, archive = Path(folder), Path(archive)
-    if not (folder / "log.parquet").is_file():
-        raise ValueError(f"Run {folder} is not finished (no log.parquet); train it first.")
-    target = archive / folder.name
-    staging = archive / f".{folder.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for path in folder.iterdir():
-        if _is_weights(path):
-            continue
-        if path.is_dir():
-            shutil.copytree(path, staging / path.name)
-        else:
-            shutil.copy2(path, staging / path.name)
-    old = archive / f".{folder.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def restore_runs(archive: Path | str, cache: Path | str, names: Sequence[str]) -> list[str]:
-    """Copy the archived records of the runs ``names`` into ``<cache>/runs/``.
-
-    A run already finished in the cache is left alone; an unfinished one (a killed run's
-    checkpoints and resume state) is replaced by the finished record.  Returns the names
-    restored.
-    """
-    archive, runs = Path(archive), Path(cache) / "runs"
-    restored = []
-    for name in names:
-        record = archive / name
-        if not (record / "log.parquet").is_file() or (runs / name / "log.parquet").is_file():
-            continue
-        runs.mkdir(parents=True, exist_ok=True)
-        staging = runs / f".{name}.tmp-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(record, staging)
-        if (runs / name).exists():
-            shutil.rmtree(runs / name)
-        os.replace(staging, runs / name)
-        restored.append(name)
-    return restored
 
 
 # One queue per worker process for progress messages (set by the pool initializer).
