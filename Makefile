@@ -59,7 +59,7 @@ check-book: $(STAMP) browser
 	$(PY) -m massive_activations.book browse _build/html
 
 ## data: regenerate the default suite (corpus, tokenizer, training, extraction) into data/default
-## (about 2-3 hours on 2 idle cores; resumable: a killed run continues where it stopped)
+## (14 runs, about 4 hours on 2 idle cores; resumable: a killed run continues where it stopped)
 data: $(STAMP)
 	$(PY) -m massive_activations.suite.make_data --suite default
 

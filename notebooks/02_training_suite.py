@@ -20,7 +20,8 @@
 #
 # **Needs:** with `reuse=True` and the suite's data folder present, a CPU and seconds. Otherwise
 # the suite is trained now: the `smoke` suite in about a minute on 2 cores; the `default`
-# suite in about 2-3 hours on 2 cores (`make data`), much less on a GPU (`device="cuda"`).
+# suite (14 runs) in about 4 hours on 2 idle cores (`make data`), much less on a GPU
+# (`device="cuda"`).
 #
 # **Parameters (papermill):** `suite` (`"smoke"` or `"default"`), `device` (`"cpu"`,
 # `"cuda"`), `reuse` (read `data_dir/<suite>/` when it exists instead of training),
