@@ -50,32 +50,45 @@ def seed_spread(traj: pd.DataFrame, archs: pd.DataFrame, quantity: str = "ratio"
 def packing_comparison(table: pd.DataFrame, archs: pd.DataFrame) -> pd.DataFrame:
     """Each packing model beside the same architecture trained with EOT first (seed 0).
 
-    At the last checkpoint, per model, per layer: the ratio of means, the share of
-    sequences whose top-1 sits at position 0, and the modal top-1 channel and position.
+    At the last checkpoint, per evaluation variant (when ``table`` has a ``variant`` column),
+    model and layer: the ratio of means, the share of sequences whose top-1 sits at
+    position 0, and the modal top-1 channel and position (models absent from ``table`` are
+    left out).  Measured on the EOT-first sequences, the comparison answers whether a
+    first-token activation forms without EOT in front of every training window.
     """
     a = _architectures(archs)
     packed = a[a["packing"].astype(bool)]
     if packed.empty:
         raise ValueError("The suite has no packing model (architectures.parquet: packing).")
+    variants = table.groupby("variant") if "variant" in table.columns else [("", table)]
     rows = []
-    for model, info in packed.iterrows():
-        ref = a[(a["architecture"] == info["architecture"]) & (a["seed"] == 0)
-                & ~a["packing"].astype(bool)].index  # fmt: skip
-        for name, role in [(model, "packing"), *[(r, "eot_first training") for r in ref]]:
-            t = table[table["model"] == name]
-            t = t[t["step"] == t["step"].max()]
-            for layer, g in t.groupby("layer"):
-                rows.append(
-                    {
-                        "model": name,
-                        "training": role,
-                        "layer": int(layer),
-                        "ratio": float(g["top1"].mean() / g["median"].mean()),
-                        "position0_share": float((g["top1_position"] == 0).mean()),
-                        "top1_position": int(g["top1_position"].mode().iloc[0]),
-                        "top1_channel": int(g["top1_channel"].mode().iloc[0]),
-                    }
-                )
-    out = pd.DataFrame(rows)
+    for variant, vt in variants:
+        for model, info in packed.iterrows():
+            ref = a[(a["architecture"] == info["architecture"]) & (a["seed"] == 0)
+                    & ~a["packing"].astype(bool)].index  # fmt: skip
+            for name, role in [(model, "packing"), *[(r, "eot_first training") for r in ref]]:
+                t = vt[vt["model"] == name]
+                if t.empty:
+                    continue  # a model left out of the table (a chapter's model selection)
+                t = t[t["step"] == t["step"].max()]
+                for layer, g in t.groupby("layer"):
+                    rows.append(
+                        {
+                            "variant": variant,
+                            "model": name,
+                            "training": role,
+                            "layer": int(layer),
+                            "ratio": float(g["top1"].mean() / g["median"].mean()),
+                            "position0_share": float((g["top1_position"] == 0).mean()),
+                            "top1_position": int(g["top1_position"].mode().iloc[0]),
+                            "top1_channel": int(g["top1_channel"].mode().iloc[0]),
+                        }
+                    )
+    columns = ["variant", "model", "training", "layer", "ratio", "position0_share",
+               "top1_position", "top1_channel"]  # fmt: skip
+    out = pd.DataFrame(rows, columns=columns)
     out["ratio"] = out["ratio"].astype(float)
-    return out.sort_values(["training", "model", "layer"], kind="stable").reset_index(drop=True)
+    if "variant" not in table.columns:
+        out = out.drop(columns="variant")
+    keys = [c for c in ("variant", "training", "model", "layer") if c in out.columns]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
