@@ -16,8 +16,9 @@
 # **Reproduces:** the fits of the paper's Section 5: Eq. 9 and Eq. 14 against first- and
 # second-order step responses (**Tables 1 and 5**), example fits for a shallow, a middle and a
 # deep layer with residuals (**Fig. 6**), the R² map over models and layers (**Fig. 7**), the
-# effect of the fit window on the early dip, and the early-peak
-# versus logarithmic-rise pattern over depth {cite}`gallego2025hidden`. The paper reports R²
+# effect of the fit window on the early dip, the early-peak versus logarithmic-rise pattern
+# over depth {cite}`gallego2025hidden`, and how far a new training seed moves the fitted
+# parameters (our suite's seed replicates; the paper trains none). The paper reports R²
 # only; every fit here also carries a status, intervals that hold up on a broad family of
 # known trajectories, information criteria, and an identifiability verdict per parameter.
 #
@@ -57,7 +58,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from massive_activations import curve, plots, reference
-from massive_activations.datasets.activations import suite_activations
+from massive_activations.datasets.activations import architectures_table, suite_activations
 from massive_activations.datasets.edition import data_kind, data_notice, models_label
 from massive_activations.fitting.bands import SPREADS, fit_curves, trajectory_points
 from massive_activations.fitting.fit_all import (
@@ -78,6 +79,7 @@ from massive_activations.fitting.uncertainty import WIDTH_RATIO, covariance_band
 from massive_activations.interactive import trajectory_explorer
 from massive_activations.measurement.trajectories import layer_sequences, trajectories
 from massive_activations.schedule import pythia_steps
+from massive_activations.suite.replicates import parameter_seed_spread, parameter_seed_summary
 from massive_activations.tables import book_table
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -287,6 +289,42 @@ book_table(table5(fits), caption=f"Paper Table 5 on {label}.")
 # %% tags=["hide-input"]
 book_table(compare_procedures(fits), caption="Per model, hypothesis and procedure: R², status "
            "shares, identification and reduced chi-square.")  # fmt: skip
+
+# %% [markdown]
+# ## Seed replicates: how far a new seed moves the parameters
+#
+# Some architectures of our suite are trained with several seeds (other initial weights and
+# data order; chapter 3 shows their trajectories). For every layer of those architectures,
+# Eq. 9 fitted by the {glue:text}`procedure` procedure on each seed: the seeds' values of
+# every parameter, their spread, how many seeds' fits call the parameter identified, and
+# whether the seeds' reported intervals share a common point (when they do not, a new seed
+# lands outside what another seed's interval allows: the interval understates the
+# run-to-run uncertainty). Chapter 5 uses the same spread as the predictor's noise ceiling.
+
+# %% tags=["hide-input"]
+archs = architectures_table(suite, data_dir) if data_kind(table, suite) == "ours" else None
+if archs is not None and {"architecture", "seed", "packing"} <= set(archs.columns) \
+        and archs.groupby("architecture").size().max() > 1:  # fmt: skip
+    param_spread = parameter_seed_spread(fits, archs, procedure=procedure)
+    param_summary = parameter_seed_summary(param_spread)
+    display(book_table(param_summary, caption=(
+        "Per parameter of Eq. 9, over every (architecture, layer) trained with several "
+        "seeds: median coefficient of variation across seeds (percent of the mean's absolute "
+        "value), share of cells where every seed identifies the parameter, share where the "
+        "seeds' intervals share no point.")))  # fmt: skip
+    display(book_table(param_spread, caption="Every replicated cell and parameter."))
+    worst = param_summary.loc[param_summary.median_cv_pct.idxmax()]
+    display(Markdown(
+        f"Across seeds, the median coefficient of variation of a parameter ranges from "
+        f"{param_summary.median_cv_pct.min():.0f} % to {worst.median_cv_pct:.0f} % "
+        f"(`{worst.parameter}`); in {param_summary.intervals_disagree_share.mean():.0%} of "
+        "the (cell, parameter) pairs the seeds' intervals exclude each other. A parameter "
+        "that a new seed moves this far cannot be told apart between architectures of this "
+        "suite unless the architectures differ by more."
+    ))  # fmt: skip
+else:
+    display(Markdown(f"`{suite}` has no seed replicates of ours (one run per model), so this "
+                     "section does not apply to it."))  # fmt: skip
 
 # %% [markdown]
 # ## The early dip and the fit window

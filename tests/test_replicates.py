@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from massive_activations.suite.replicates import final_ratios, packing_comparison, seed_spread
+from massive_activations.suite.replicates import (
+    final_ratios,
+    packing_comparison,
+    parameter_seed_spread,
+    parameter_seed_summary,
+    seed_spread,
+)
 
 ARCHS = pd.DataFrame(
     {
@@ -107,3 +113,63 @@ def test_packing_comparison_without_a_variant_column_and_without_a_packing_model
     assert "variant" not in out.columns and len(out) == 2
     with pytest.raises(ValueError, match="no packing model"):
         packing_comparison(table, ARCHS[~ARCHS.packing])
+
+
+def _fits(values: dict[str, tuple[float, float, float, bool, str]]) -> pd.DataFrame:
+    """Eq. 9 fits by our procedure, layer 1, parameter K only: model -> (K, lo, hi, id, status)."""
+    rows = [
+        {
+            "model": m,
+            "layer": 1,
+            "hypothesis": "eq9",
+            "procedure": "ours",
+            "status": st,
+            "K": k,
+            "K_lo": lo,
+            "K_hi": hi,
+            "K_identified": ident,
+        }
+        for m, (k, lo, hi, ident, st) in values.items()
+    ]
+    # another procedure's fit must be ignored
+    rows.append({**rows[0], "procedure": "paper", "K": 1e9})
+    return pd.DataFrame(rows)
+
+
+def test_parameter_seed_spread_against_the_fits_intervals():
+    fits = _fits(
+        {
+            "A": (10.0, 9.0, 11.0, True, "ok"),
+            "A-s1": (12.0, 11.5, 12.5, True, "ok"),
+            "A-s2": (14.0, 10.0, 20.0, False, "at_bound"),
+            "A-packed": (99.0, 98.0, 100.0, True, "ok"),  # packing: not a seed replicate
+            "B": (1.0, 0.0, 2.0, True, "ok"),  # one seed: no spread
+        }
+    )
+    spread = parameter_seed_spread(fits, ARCHS, params=("K",))
+    assert len(spread) == 1
+    row = spread.iloc[0]
+    assert (row.architecture, row.layer, row.parameter, row.seeds) == ("A", 1, "K", 3)
+    assert row["mean"] == pytest.approx(12.0) and row.sd == pytest.approx(2.0)
+    assert row.cv_pct == pytest.approx(100 * 2 / 12)
+    assert row.n_identified == 2 and row.statuses == "ok / ok / at_bound"
+    assert row["values"] == "10 / 12 / 14"
+    # seed 0's interval [9, 11] and seed 1's [11.5, 12.5] share no point
+    assert not row.intervals_agree
+    summary = parameter_seed_summary(spread).set_index("parameter")
+    assert summary.loc["K", "cells"] == 1
+    assert summary.loc["K", "all_identified_share"] == 0.0
+    assert summary.loc["K", "intervals_disagree_share"] == 1.0
+
+    agreeing = _fits({"A": (10.0, 9.0, 12.0, True, "ok"), "A-s1": (11.0, 10.5, 13.0, True, "ok")})
+    row = parameter_seed_spread(agreeing, ARCHS, params=("K",)).iloc[0]
+    assert row.intervals_agree and row.n_identified == 2
+    summary = parameter_seed_summary(parameter_seed_spread(agreeing, ARCHS, params=("K",)))
+    assert summary.iloc[0].all_identified_share == 1.0
+    assert summary.iloc[0].intervals_disagree_share == 0.0
+
+
+def test_parameter_seed_spread_names_missing_columns():
+    fits = _fits({"A": (1.0, 0.0, 2.0, True, "ok")}).drop(columns="K_lo")
+    with pytest.raises(ValueError, match=r"K_lo.*refit with chapter 4"):
+        parameter_seed_spread(fits, ARCHS, params=("K",))

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["final_ratios", "packing_comparison", "seed_spread"]
+__all__ = [
+    "final_ratios",
+    "packing_comparison",
+    "parameter_seed_spread",
+    "parameter_seed_summary",
+    "seed_spread",
+]
 
 
 def _architectures(archs: pd.DataFrame) -> pd.DataFrame:
@@ -45,6 +51,77 @@ def seed_spread(traj: pd.DataFrame, archs: pd.DataFrame, quantity: str = "ratio"
     )
     out["cv_pct"] = 100 * out["sd"] / out["mean"]
     return out[out["seeds"] > 1].reset_index()
+
+
+def parameter_seed_spread(
+    fits: pd.DataFrame,
+    archs: pd.DataFrame,
+    params: tuple[str, ...] = ("A", "lam", "gam", "t0", "K"),
+    hypothesis: str = "eq9",
+    procedure: str = "ours",
+) -> pd.DataFrame:
+    """How far a new seed moves each fitted parameter, against the fits' own intervals.
+
+    Per architecture with more than one seed (packing models left out), layer and parameter,
+    over the seeds' fits of ``hypothesis`` by ``procedure`` (every status kept): the seeds'
+    values, their mean, standard deviation and coefficient of variation (percent of the
+    absolute mean), how many seeds' fits call the parameter identified, and whether the seeds'
+    reported intervals (``<p>_lo``, ``<p>_hi``) share a common point: ``intervals_agree`` is
+    False when a new seed lands outside what another seed's interval allows, i.e. the
+    intervals understate the run-to-run uncertainty.
+    """
+    a = _architectures(archs)
+    f = fits[(fits["hypothesis"] == hypothesis) & (fits["procedure"] == procedure)]
+    f = f.join(a[["architecture", "seed", "packing"]], on="model", how="inner")
+    f = f[~f["packing"].astype(bool)]
+    missing = [c for p in params for c in (p, f"{p}_lo", f"{p}_hi", f"{p}_identified")
+               if c not in f.columns]  # fmt: skip
+    if missing:
+        raise ValueError(f"The fits table lacks the columns {missing}; refit with chapter 4.")
+    rows = []
+    for (arch, layer), g in f.groupby(["architecture", "layer"]):
+        if g["seed"].nunique() < 2:
+            continue
+        g = g.sort_values("seed")
+        for p in params:
+            v = g[p].astype(float)
+            lo, hi = g[f"{p}_lo"].astype(float), g[f"{p}_hi"].astype(float)
+            mean, sd = float(v.mean()), float(v.std(ddof=1))
+            rows.append(
+                {
+                    "architecture": arch,
+                    "layer": int(layer),
+                    "parameter": p,
+                    "seeds": len(g),
+                    "values": " / ".join(f"{x:.3g}" for x in v),
+                    "statuses": " / ".join(g["status"].astype(str)),
+                    "mean": mean,
+                    "sd": sd,
+                    "cv_pct": 100 * sd / abs(mean) if mean != 0 else float("inf"),
+                    "n_identified": int(g[f"{p}_identified"].astype(bool).sum()),
+                    "intervals_agree": bool(lo.max() <= hi.min()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def parameter_seed_summary(spread: pd.DataFrame) -> pd.DataFrame:
+    """Per parameter, over the cells of :func:`parameter_seed_spread`: the number of
+    (architecture, layer) cells, the median CV across seeds, the share of cells where every
+    seed's fit identifies the parameter, and the share where the seeds' intervals disagree."""
+    s = spread.assign(
+        all_identified=spread["n_identified"] == spread["seeds"],
+        disagree=~spread["intervals_agree"].astype(bool),
+    )
+    g = s.groupby("parameter", sort=False)
+    return pd.DataFrame(
+        {
+            "cells": g.size(),
+            "median_cv_pct": g["cv_pct"].median(),
+            "all_identified_share": g["all_identified"].mean(),
+            "intervals_disagree_share": g["disagree"].mean(),
+        }
+    ).reset_index()
 
 
 def packing_comparison(table: pd.DataFrame, archs: pd.DataFrame) -> pd.DataFrame:
