@@ -443,9 +443,9 @@ if has_replicates and archs["packing"].astype(bool).any():
             top = pr.loc[pr.ratio.idxmax()]
             lines.append(
                 f"- `{v}` sequences, {role}: largest final ratio {top.ratio:.1f} in layer "
-                f"{top.layer}, top-1 most often at position {top.top1_position} (channel "
-                f"{top.top1_channel}; at position 0 in {top.position0_share:.0%} of the "
-                "sequences)."
+                f"{top.layer}, channel {top.top1_channel}; the top-1 sits at position 0 in "
+                f"{top.position0_share:.0%} of the sequences, and its most frequent position "
+                f"({top.top1_position}) holds {top.top1_position_share:.0%} of them."
             )
     display(Markdown("\n".join(lines)))
 else:

@@ -96,6 +96,7 @@ def test_packing_comparison_per_variant():
     packed = got.loc[("eot_first", "A-packed")]
     assert packed.training == "packing" and packed.ratio == pytest.approx(10.0)
     assert packed.position0_share == 0.0 and packed.top1_position == 31
+    assert packed.top1_position_share == pytest.approx(2 / 3)
     assert packed.top1_channel == 27
     raw = got.loc[("raw", "A")]
     assert raw.ratio == pytest.approx(20.0) and raw.top1_position == 7

@@ -129,8 +129,8 @@ def packing_comparison(table: pd.DataFrame, archs: pd.DataFrame) -> pd.DataFrame
 
     At the last checkpoint, per evaluation variant (when ``table`` has a ``variant`` column),
     model and layer: the ratio of means, the share of sequences whose top-1 sits at
-    position 0, and the modal top-1 channel and position (models absent from ``table`` are
-    left out).  Measured on the EOT-first sequences, the comparison answers whether a
+    position 0, the modal top-1 position and the share of sequences holding it, and the modal
+    top-1 channel (models absent from ``table`` are left out).  Measured on the EOT-first sequences, the comparison answers whether a
     first-token activation forms without EOT in front of every training window.
     """
     a = _architectures(archs)
@@ -158,11 +158,14 @@ def packing_comparison(table: pd.DataFrame, archs: pd.DataFrame) -> pd.DataFrame
                             "ratio": float(g["top1"].mean() / g["median"].mean()),
                             "position0_share": float((g["top1_position"] == 0).mean()),
                             "top1_position": int(g["top1_position"].mode().iloc[0]),
+                            "top1_position_share": float(
+                                g["top1_position"].value_counts(normalize=True).max()
+                            ),
                             "top1_channel": int(g["top1_channel"].mode().iloc[0]),
                         }
                     )
     columns = ["variant", "model", "training", "layer", "ratio", "position0_share",
-               "top1_position", "top1_channel"]  # fmt: skip
+               "top1_position", "top1_position_share", "top1_channel"]  # fmt: skip
     out = pd.DataFrame(rows, columns=columns)
     out["ratio"] = out["ratio"].astype(float)
     if "variant" not in table.columns:
