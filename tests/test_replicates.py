@@ -174,3 +174,28 @@ def test_parameter_seed_spread_names_missing_columns():
     fits = _fits({"A": (1.0, 0.0, 2.0, True, "ok")}).drop(columns="K_lo")
     with pytest.raises(ValueError, match=r"K_lo.*refit with chapter 4"):
         parameter_seed_spread(fits, ARCHS, params=("K",))
+
+
+def test_parameter_seed_spread_keeps_failed_fits_without_counting_their_values():
+    fits = _fits(
+        {
+            "A": (10.0, 9.0, 11.0, True, "ok"),
+            "A-s1": (np.nan, np.nan, np.nan, None, "failed"),
+            "A-s2": (14.0, 13.0, 15.0, True, "ok"),
+        }
+    )
+    fits["K_identified"] = fits["K_identified"].astype("boolean")
+    row = parameter_seed_spread(fits, ARCHS, params=("K",)).iloc[0]
+    assert row.seeds == 3 and row.n_values == 2 and row.n_identified == 2
+    assert row["mean"] == pytest.approx(12.0) and row.statuses == "ok / failed / ok"
+    assert not bool(row.intervals_agree)  # decided (bool() of NA raises), and False
+    # one seed with an interval: agreement cannot be judged
+    one = _fits(
+        {
+            "A": (10.0, 9.0, 11.0, True, "ok"),
+            "A-s1": (np.nan, np.nan, np.nan, None, "failed"),
+        }
+    )
+    spread = parameter_seed_spread(one, ARCHS, params=("K",))
+    assert pd.isna(spread.iloc[0].intervals_agree)
+    assert pd.isna(parameter_seed_summary(spread).iloc[0].intervals_disagree_share)

@@ -86,20 +86,27 @@ def parameter_seed_spread(
         for p in params:
             v = g[p].astype(float)
             lo, hi = g[f"{p}_lo"].astype(float), g[f"{p}_hi"].astype(float)
-            mean, sd = float(v.mean()), float(v.std(ddof=1))
+            with_interval = lo.notna() & hi.notna()
+            mean, sd = float(v.mean()), float(v.std(ddof=1))  # failed fits (NaN) left out
             rows.append(
                 {
                     "architecture": arch,
                     "layer": int(layer),
                     "parameter": p,
                     "seeds": len(g),
+                    "n_values": int(v.notna().sum()),
                     "values": " / ".join(f"{x:.3g}" for x in v),
                     "statuses": " / ".join(g["status"].astype(str)),
                     "mean": mean,
                     "sd": sd,
                     "cv_pct": 100 * sd / abs(mean) if mean != 0 else float("inf"),
-                    "n_identified": int(g[f"{p}_identified"].astype(bool).sum()),
-                    "intervals_agree": bool(lo.max() <= hi.min()),
+                    "n_identified": int(g[f"{p}_identified"].astype("boolean").fillna(False).sum()),
+                    # undecided (NA) unless two seeds or more report an interval
+                    "intervals_agree": (
+                        bool(lo[with_interval].max() <= hi[with_interval].min())
+                        if with_interval.sum() >= 2
+                        else pd.NA
+                    ),
                 }
             )
     return pd.DataFrame(rows)
@@ -108,10 +115,11 @@ def parameter_seed_spread(
 def parameter_seed_summary(spread: pd.DataFrame) -> pd.DataFrame:
     """Per parameter, over the cells of :func:`parameter_seed_spread`: the number of
     (architecture, layer) cells, the median CV across seeds, the share of cells where every
-    seed's fit identifies the parameter, and the share where the seeds' intervals disagree."""
+    seed's fit identifies the parameter, and the share where the seeds' intervals disagree
+    (among the cells where two seeds or more report an interval)."""
     s = spread.assign(
         all_identified=spread["n_identified"] == spread["seeds"],
-        disagree=~spread["intervals_agree"].astype(bool),
+        disagree=~spread["intervals_agree"].astype("boolean"),
     )
     g = s.groupby("parameter", sort=False)
     return pd.DataFrame(
