@@ -21,7 +21,9 @@
 # **Needs:** a CPU; a few minutes. The heavy statistics (hundreds of block permutations per
 # validation, the repeated splits, the power check) are computed once into the suite's data
 # folder (`predictor*.parquet`, see the data card) and read here; `recompute=True` computes
-# them again (an hour or more on 2 cores for the default suite). It reads the fits that the
+# them again (about a quarter of an hour on 2 cores for the default suite with the book's
+# settings, `notebooks/profiles.yml`; this notebook's own defaults add the boosted regressors,
+# which take far longer). It reads the fits that the
 # previous chapter wrote to `data_dir/<suite>/fits.parquet`.
 #
 # **Parameters (papermill):** `suite`, `data_dir`, `paper_data` (for `suite="paper"`: the

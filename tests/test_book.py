@@ -314,7 +314,8 @@ def test_the_committed_fits_are_those_chapter_4_would_compute():
 
 def test_the_committed_predictor_tables_derive_from_the_committed_fits():
     # a predictor table of other fits or settings is recomputed by chapter 5 on a reader's
-    # machine (about an hour of 2-core CPU on the default suite): committed, they must be current
+    # machine (a quarter of an hour on 2 cores for the default suite): committed, they must be
+    # current
     from massive_activations import registry
     from massive_activations.book.execute import parameter_defaults, read_notebook
     from massive_activations.fitting.suite_fits import FITS_FILE
