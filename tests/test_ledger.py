@@ -226,6 +226,33 @@ def test_grows_with_size_verdicts():
     assert "Fig. 3" not in few["paper_value"] and "~" in few["paper_value"]
 
 
+def test_grows_with_size_counts_architectures_not_seed_replicates():
+    archs = _archs().assign(architecture=lambda a: a["model"], seed=0, packing=False)
+    size = archs.set_index("model")["params"]
+    first = archs.iloc[0]
+    # two more seeds of the smallest architecture and a packing model of it: 7 models, but
+    # 4 architectures, so the exact p is still that of 4 points in order (1/24)
+    extra = pd.DataFrame(
+        [
+            {**first, "model": f"{first.model}-s1", "seed": 1},
+            {**first, "model": f"{first.model}-s2", "seed": 2},
+            {**first, "model": f"{first.model}-packed", "packing": True},
+        ]
+    )
+    archs = pd.concat([archs, extra], ignore_index=True)
+    final = {m: float(size[m]) for m in MODELS}
+    final |= {
+        f"{first.model}-s1": final[first.model] + 3,
+        f"{first.model}-s2": final[first.model] + 3,
+    }
+    final[f"{first.model}-packed"] = 1e15  # the largest: would break the order if counted
+    row = audit.claim_grows_with_size(_traj(dict.fromkeys(final, 6.0), final), archs)
+    assert row["verdict"] == "reproduced" and "p = 0.042" in row["uncertainty"]
+    assert "over 4 architectures (seed replicates averaged" in row["our_value"]
+    # the range shown is over architectures: the seeds' mean, not each seed
+    assert f"final ratios {final[first.model] + 2:.1f}-" in row["our_value"]
+
+
 def _results(target, r2_split, chance=0.1, lomo=0.2, n_perm=200):
     """A predictor table as ``evaluate`` writes it: the regressors' permutation R^2 all equal
     to ``chance``, so the null of the best regressor has 95th percentile ``chance``."""
