@@ -90,7 +90,10 @@ def claim_grows_with_size(traj: pd.DataFrame, architectures: pd.DataFrame) -> di
     independent sizes.
     """
     key, chapter = "grows_with_size", "03_measuring"
-    test = f"Spearman rho > 0 with one-sided permutation p < {ALPHA}, over models"
+    test = (
+        f"Spearman rho > 0 with one-sided permutation p < {ALPHA}, over models (over "
+        "architectures where a suite has seed replicates)"
+    )
     fig3 = reference.table("fig3_final_ratio")["value"]
     paper = ", ".join(f"~{v:,.0f} ({m})" for m, v in fig3.items())
     archs = architectures.set_index("model")
