@@ -261,3 +261,43 @@ def test_valid_point_agrees_with_valid(name):
         p = rng.normal(0, 1, h.k) * 10.0 ** rng.integers(-3, 3, h.k)
         p[rng.random(h.k) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
         assert h.valid_point(p, u.min(), u.max()) == h.valid(p[None], u)[0], p
+
+
+def test_relative_sigma_pools_the_relative_sem():
+    from massive_activations.fitting.procedures import _relative_sigma
+
+    y = np.array([1.0, 2.0, 4.0, 8.0, 0.0, 5.0])
+    # relative SEMs 0.1, 0.1, 0.3, 0 (left out: not > 0), inf at y = 0 and NaN (left out:
+    # not finite); the pooled value is the root mean square of the kept ones
+    sem = [0.1, 0.2, 1.2, 0.0, 0.1, None]
+    s = np.sqrt(np.mean([0.1**2, 0.1**2, 0.3**2]))
+    np.testing.assert_allclose(_relative_sigma(y, sem), s * np.abs(y), rtol=1e-12)
+    # no usable SEM: s = 1, sigma = |y|; no SEM at all: the same
+    np.testing.assert_allclose(_relative_sigma(y, [0.0] * 6), np.abs(y))
+    np.testing.assert_allclose(_relative_sigma(-y, None), np.abs(y))
+
+
+def test_fit_series_refuses_and_fails_with_its_reasons():
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["early_peak"])
+    with pytest.raises(ValueError, match="1-d of one length"):
+        fit_series(steps, y[:-1])
+    # k + 1 = 6 points for Eq. 9's five parameters: failed, with the count; k + 2 = 7: fitted
+    six = fit_series(steps[-6:], y[-6:], procedure="ours", window="full")
+    assert (
+        six.status == "failed" and six.message == "6 points for 5 parameters: need at least k + 2."
+    )
+    assert six.n_points == 6 and six.procedure == "ours" and six.hypothesis == "eq9"
+    assert six.t_max == steps[-1] and six.window_start == steps[-6]
+    seven = fit_series(steps[-7:], y[-7:], procedure="ours", window="full")
+    assert "points for" not in seven.message and seven.n_points == 7
+    # a window past the last step: no point, no window start
+    empty = fit_series(steps, y, procedure="ours", window=int(steps[-1]) + 1)
+    assert empty.status == "failed" and empty.n_points == 0 and np.isnan(empty.window_start)
+    # relative weights need y > 0 (a zero in the window); values below 1 are fine
+    zero = y.copy()
+    zero[-1] = 0.0
+    failed = fit_series(steps, zero, procedure="ours", window="full")
+    assert failed.status == "failed" and failed.message == "relative weights need y > 0."
+    small = fit_series(steps, y / 1000.0, procedure="ours", window="full")
+    assert small.status != "failed" and small.r2 > 0.99

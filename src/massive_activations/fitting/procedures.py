@@ -232,7 +232,8 @@ def _relative_sigma(y, sem) -> np.ndarray:
     y = np.asarray(y, float)
     if sem is None:
         return np.abs(y)
-    rel = np.asarray(sem, float) / np.abs(y)
+    with np.errstate(divide="ignore", invalid="ignore"):  # y = 0 or a missing SEM: left out
+        rel = np.asarray(sem, float) / np.abs(y)
     rel = rel[np.isfinite(rel) & (rel > 0)]
     s = float(np.sqrt(np.mean(rel**2))) if rel.size else 1.0
     return s * np.abs(y)
