@@ -301,3 +301,25 @@ def test_fit_series_refuses_and_fails_with_its_reasons():
     assert failed.status == "failed" and failed.message == "relative weights need y > 0."
     small = fit_series(steps, y / 1000.0, procedure="ours", window="full")
     assert small.status != "failed" and small.r2 > 0.99
+
+
+def test_lmfit_gets_the_problems_bounds_and_budget():
+    import dataclasses
+
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["log_rise"]) * (1 + 0.02 * np.sin(steps))
+    fit = fit_series(steps, y, procedure="ours")
+    params = fit.lmfit_result.params
+    # our bounds (in the fitted, log-scaled units): rates and times above 1e-9, gam and t0
+    # capped; A and K free
+    floor = np.log(1e-9)
+    for name in ("log_lam", "log_gam", "log_t0"):
+        assert params[name].min == pytest.approx(floor)
+    assert np.isfinite(params["log_gam"].max) and np.isfinite(params["log_t0"].max)
+    assert np.isinf(params["A"].min) and np.isinf(params["K"].max)
+    # the budget is max_nfev per parameter: 2 x 5 evaluations, then not converged, with the
+    # covariance at the last point
+    tiny = dataclasses.replace(OURS, max_nfev=2, multistart=0)
+    stopped = fit_series(steps, y, procedure=tiny)
+    assert stopped.status == "not_converged" and stopped.lmfit_result.nfev <= 10
+    assert stopped.covar is not None
