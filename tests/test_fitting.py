@@ -323,3 +323,28 @@ def test_lmfit_gets_the_problems_bounds_and_budget():
     stopped = fit_series(steps, y, procedure=tiny)
     assert stopped.status == "not_converged" and stopped.lmfit_result.nfev <= 10
     assert stopped.covar is not None
+
+
+def test_an_aborted_fit_gets_lmfits_covariance_at_its_last_point():
+    import dataclasses
+
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["log_rise"]) * (1 + 0.02 * np.sin(steps))
+    fit = fit_series(steps, y, procedure=dataclasses.replace(OURS, max_nfev=2, multistart=0))
+    assert fit.lmfit_result.aborted and "covariance at the last point" in fit.message
+    problem, theta = fit.problem, fit.theta
+    J = problem.jacobian(theta)
+    redchi = np.sum(problem.residual(theta) ** 2) / (problem.n - 5)
+    cov = np.linalg.inv(J.T @ J) * redchi  # lmfit's covariance, scale_covar=True
+    for j, name in enumerate(problem.names):
+        assert fit.lmfit_result.params[name].stderr == pytest.approx(np.sqrt(cov[j, j]))
+    assert np.all(np.isfinite(list(fit.stderr.values())))
+
+
+def test_r2_on_every_checkpoint_skips_missing_values_outside_the_window():
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["early_peak"])
+    y[0] = np.nan  # step 0 unmeasured; the window starts at step 1
+    fit = fit_series(steps, y, procedure="ours", window=1)
+    assert fit.n_points == steps.size - 1
+    assert np.isfinite(fit.r2_all) and fit.r2_all > 0.999
