@@ -131,7 +131,7 @@ class RegrowthConfig:
     seq_len: int = 256
     batch_size: int = 4
     prepend_eos: bool = False
-    steps: int = 1000
+    steps: int = 600
     n_points: int = 24
     lr: float = 1e-3
     warmup_steps: int = 10

@@ -1,7 +1,7 @@
 """Build the regrowth data folder: locate, ablate, train both runs, write ``data/regrowth/``.
 
 ``python -m massive_activations.regrowth.run`` (``make regrowth``) with the ``default``
-configuration: SmolLM2-135M-Instruct, the Debian-docs corpus, 1,000 steps of 4 x 256 tokens
+configuration: SmolLM2-135M-Instruct, the Debian-docs corpus, 600 steps of 4 x 256 tokens
 per run (about an hour each on two CPU cores), a control and an ablated run.  Resumable: a
 killed command continues each run from its last saved state; a finished run is not redone.
 The progress bar counts the steps of both runs and its ETA covers the whole command.
