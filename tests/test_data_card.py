@@ -110,3 +110,31 @@ def test_data_card_markdown_is_valid_myst(folder, tmp_path):
     assert levels[0] == 1 and levels.count(1) == 1
     assert all(b - a <= 1 for a, b in itertools.pairwise(levels))
     assert sum(t.type == "table_open" for t in tokens) >= 4
+
+
+def test_data_card_describes_a_regrowth_folder_as_the_experiment(tmp_path):
+    folder = tmp_path / "data" / "regrowth"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"run": ["control"], "step": [0], "train_loss": [2.5]}).to_parquet(
+        folder / "regrowth_log.parquet"
+    )
+    config = {"name": "default", "model": "smollm2", "steps": 600, "lr": 1e-3}
+    manifest = {
+        "files": {p.name: _sha(p) for p in sorted(folder.iterdir())},
+        "config": config,
+        "seeds": {"data_seed": 0, "ablation_seed": 0},
+        "device": "cpu",
+        "run_threads": {"control": 2, "ablated": 2},
+        "git_commit": "c0ffee",
+        "corpus": {"name": "large", "sha256": "7" * 64, "documents": 5, "sources": []},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    page = data_card_page([folder], root=tmp_path)
+    assert "## Data folder `data/regrowth`" in page
+    assert "The regrowth experiment (chapter 9), configuration `default` (model `smollm2`)" in page
+    assert "`python -m massive_activations.regrowth.run --config default`" in page
+    assert "make data" not in page and "Suite `regrowth`" not in page
+    assert "- Torch threads of each training run: `control` 2, `ablated` 2." in page
+    block = page.split("Experiment configuration (`manifest.json`, key `config`):")[1]
+    assert json.loads(block.split("```json")[1].split("```")[0]) == config
+    assert f"`{_sha(folder / 'regrowth_log.parquet')}`" in page

@@ -659,3 +659,60 @@ def test_theta_intervals_give_no_t_peak_interval_without_a_finite_variance():
             out = intervals.theta_intervals(fit, cov)
         assert set(out) == {*fit.names, "t_peak"}
         assert np.isnan(out["t_peak"]).all()
+
+
+def test_block_bootstrap_refuses_a_curve_that_touches_zero_under_relative_weights(monkeypatch):
+    # relative residuals y / f - 1 do not exist where the fitted curve is exactly 0
+    fit = _noisy_fit(seed=3)
+    assert fit.problem.sigma is not None
+    curve = fit.problem.curve
+
+    def touching_zero(theta):
+        f = np.array(curve(theta), float)
+        f[7] = 0.0
+        return f
+
+    monkeypatch.setattr(fit.problem, "curve", touching_zero)
+    assert intervals.block_bootstrap(fit, n=5, seed=1) is None
+
+
+def test_block_bootstrap_of_an_absolute_fit_keeps_replicates_that_go_negative(monkeypatch):
+    # absolute residuals: y* = f + e* may be <= 0 and is refitted as it is (only relative
+    # replicates need y* > 0)
+    from massive_activations.fitting.problem import Problem
+
+    fit = _noisy_fit(seed=3, procedure="paper")
+    truth = np.array([EARLY[n] for n in fit.names])
+    y = _eq9() * (1 + 0.01 * np.random.default_rng(0).standard_normal(STEPS.size))
+    y[20] -= 3 * y.max()  # a residual that drives every replicate point it lands on below 0
+    p = Problem("eq9", STEPS, y, None, bounds="paper")
+    seen = {}
+    batch = p.batch
+
+    def spy(Z, W=None):
+        seen["Z"], seen["W"] = np.array(Z), np.array(W)
+        return batch(Z, W)
+
+    monkeypatch.setattr(p, "batch", spy)
+    absolute = dataclasses.replace(fit, problem=p, theta=p.to_theta(truth))
+    boot = intervals.block_bootstrap(absolute, n=30, seed=2)
+    Y, Z, _ = _resampled(absolute, 30, 2, intervals.default_lag(STEPS.size) + 1)
+    assert 0 < np.any(Y <= 0, axis=1).sum() < 30
+    np.testing.assert_allclose(seen["Z"], Z, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(seen["W"], np.ones_like(Z))
+    assert boot.n == 30
+
+
+def test_block_bootstrap_refits_with_the_problems_validity_and_the_refit_settings(monkeypatch):
+    fit = _noisy_fit(seed=3)
+    seen = {}
+    solver = intervals.batch_least_squares
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return solver(*args, **kwargs)
+
+    monkeypatch.setattr(intervals, "batch_least_squares", spy)
+    intervals.block_bootstrap(fit, n=4, seed=0)
+    assert seen.pop("valid") == fit.problem.valid
+    assert seen == intervals.REFIT

@@ -439,3 +439,13 @@ def test_an_interactive_figure_gets_a_note_like_an_image(tmp_path):
     nbformat.write(nb, tmp_path / "nb.ipynb")
     (tmp_path / "nb.py").write_text(JUPYTEXT)
     assert annotate_notebook(tmp_path / "nb.ipynb", tmp_path / "nb.py", "c0ffee") == 1
+
+
+def test_data_folders_name_the_regrowth_chapters_folder_from_its_configuration(tmp_path):
+    root = _mini_repo(tmp_path, '# %% tags=["parameters"]\nconfig = "default"\ndata_dir = "data"\n')
+    runs = [NotebookRun("nb", {}, 1.0, True)]
+    assert book.data_folders(root, runs) == [root / "data" / "regrowth"]
+    smoke = [NotebookRun("nb", {"config": "smoke", "data_dir": "_build/data"}, 1.0, True)]
+    assert book.data_folders(root, smoke) == [root / "_build" / "data" / "regrowth-smoke"]
+    # an unknown configuration names no folder (the notebook itself says why it fails)
+    assert book.data_folders(root, [NotebookRun("nb", {"config": "nope"}, 1.0, True)]) == []

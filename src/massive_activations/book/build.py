@@ -75,16 +75,23 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
 
 def data_folders(root: Path, runs: list[NotebookRun]) -> list[Path]:
-    """The data folders ``<data_dir>/<suite>`` the executed notebooks' parameters name.
+    """The data folders the executed notebooks' parameters name.
 
-    Parameters come from the run (profile and overrides) over the notebook's own defaults;
-    notebooks with no ``suite`` or no ``data_dir`` parameter name none.
+    ``<data_dir>/<suite>``, or for the regrowth chapter (a ``config`` parameter and no
+    ``suite``) ``<data_dir>/<folder_name(config)>``.  Parameters come from the run (profile
+    and overrides) over the notebook's own defaults; notebooks with neither, or no
+    ``data_dir``, name none.
     """
+    from massive_activations.regrowth.config import CONFIGS, folder_name
+
     folders: list[Path] = []
     for run in runs:
         nb = read_notebook(root / "notebooks" / f"{run.name}.py")
         params = {**parameter_defaults(run.name, nb), **run.parameters}
         suite, data_dir = params.get("suite"), params.get("data_dir")
+        config = params.get("config")
+        if not isinstance(suite, str) and isinstance(config, str) and config in CONFIGS:
+            suite = folder_name(CONFIGS[config])
         if not isinstance(suite, str) or not isinstance(data_dir, str | os.PathLike):
             continue
         folder = Path(data_dir) / suite

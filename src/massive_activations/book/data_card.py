@@ -138,23 +138,37 @@ def _folder_section(folder: Path, label: str) -> list[str]:
     summaries = [file_summary(p) for p in files]
     derived = manifest.get("derived") or {}
     lines = [f"## Data folder `{label}`", ""]
-    lines += [
-        f"Suite `{name}`, written by `make data` (`python -m massive_activations.suite.make_data "
-        f"--suite {name}`) at git commit `{manifest.get('git_commit', 'unknown')}`; the "
-        "chapters add the derived tables"
-        + (
-            " ("
-            + ", ".join(f"`{k}` by `{v.get('written_by', '?')}`" for k, v in derived.items())
-            + ")"
-            if derived
-            else ""
-        )
-        + ". The sha256 of every file is recorded in its `manifest.json` and checked by "
-        "`tests/test_manifest.py`.",
-        "",
-        f"### Files of `{name}`",
-        "",
-    ]
+    commit = manifest.get("git_commit", "unknown")
+    if _is_regrowth(manifest):
+        config = manifest["config"].get("name", "default")
+        lines += [
+            f"The regrowth experiment (chapter 9), configuration `{config}` (model "
+            f"`{manifest['config'].get('model', '?')}`), written by `make regrowth` (`python -m "
+            f"massive_activations.regrowth.run --config {config}`) at git commit `{commit}`; "
+            "it holds measurements, never weights. The sha256 of every file is recorded in its "
+            "`manifest.json` and checked by `tests/test_manifest.py`.",
+            "",
+            f"### Files of `{name}`",
+            "",
+        ]
+    else:
+        lines += [
+            f"Suite `{name}`, written by `make data` (`python -m massive_activations.suite.make_data "
+            f"--suite {name}`) at git commit `{commit}`; the "
+            "chapters add the derived tables"
+            + (
+                " ("
+                + ", ".join(f"`{k}` by `{v.get('written_by', '?')}`" for k, v in derived.items())
+                + ")"
+                if derived
+                else ""
+            )
+            + ". The sha256 of every file is recorded in its `manifest.json` and checked by "
+            "`tests/test_manifest.py`.",
+            "",
+            f"### Files of `{name}`",
+            "",
+        ]
     rows = []
     for s in summaries:
         if s["columns"]:
@@ -216,7 +230,7 @@ def _produced(manifest: dict, name: str) -> list[str]:
     ]
     if isinstance(manifest.get("run_threads"), dict):
         per_run = ", ".join(f"`{k}` {v}" for k, v in manifest["run_threads"].items())
-        lines.append(f"- Torch threads of each model's training run: {per_run}.")
+        lines.append(f"- Torch threads of each training run: {per_run}.")
     lines.append("")
     sources = corpus.get("sources") or []
     if sources:
@@ -237,7 +251,15 @@ def _produced(manifest: dict, name: str) -> list[str]:
     if manifest.get("suite"):
         lines += ["Suite configuration (`manifest.json`, key `suite`):", "", "```json"]
         lines += [json.dumps(manifest["suite"], indent=1, sort_keys=True), "```", ""]
+    if _is_regrowth(manifest):
+        lines += ["Experiment configuration (`manifest.json`, key `config`):", "", "```json"]
+        lines += [json.dumps(manifest["config"], indent=1, sort_keys=True), "```", ""]
     return lines
+
+
+def _is_regrowth(manifest: dict) -> bool:
+    """A regrowth folder's manifest has the experiment's ``config``, not a ``suite``."""
+    return isinstance(manifest.get("config"), dict) and not manifest.get("suite")
 
 
 def _licence(manifest: dict, name: str) -> list[str]:
