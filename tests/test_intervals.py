@@ -716,3 +716,31 @@ def test_block_bootstrap_refits_with_the_problems_validity_and_the_refit_setting
     intervals.block_bootstrap(fit, n=4, seed=0)
     assert seen.pop("valid") == fit.problem.valid
     assert seen == intervals.REFIT
+
+
+@pytest.mark.parametrize("t_peak", [1e-6, 0.0, -1e-6])
+def test_theta_intervals_of_a_t_peak_at_zero_use_t_peak_itself(t_peak):
+    # within a finite-difference step of 0 the perturbed t_peak changes sign: no log scale,
+    # the delta method on t_peak (a log-scale interval would need every neighbour > 0)
+    from scipy import stats
+
+    fit = _noisy_fit(seed=11)
+    p = fit.problem
+    cov = intervals.hac_covariance(fit, rho=0.4)
+    tp0 = p.hypothesis.t_peak(np.array([[200.0, 0.3, 2e-3, 1.2, 5.0]]))[0]
+    at = np.array([200.0, 0.3, 2e-3, 1.2 + (tp0 - t_peak) * 2e-3, 5.0])  # 1 / gam per t0
+    zero = dataclasses.replace(fit, theta=p.to_theta(at))
+
+    def tp(th):
+        return p.hypothesis.t_peak(p.to_original(th[None]))[0]
+
+    t = tp(zero.theta)
+    assert abs(t - t_peak) < 1e-9
+    g = np.array(
+        [(tp(zero.theta + 1e-6 * e) - tp(zero.theta - 1e-6 * e)) / 2e-6 for e in np.eye(5)]
+    )
+    assert g @ cov @ g > 0
+    half = stats.t.isf(0.025, STEPS.size - 5) * np.sqrt(g @ cov @ g)
+    lo, hi = intervals.theta_intervals(zero, cov)["t_peak"]
+    assert lo == pytest.approx(t - half, rel=1e-4) and hi == pytest.approx(t + half, rel=1e-4)
+    assert lo < 0 < hi

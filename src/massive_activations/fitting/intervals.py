@@ -148,26 +148,30 @@ def theta_intervals(fit: FitResult, cov: np.ndarray | None, level: float = 0.95)
     if not np.isfinite(tp):
         out["t_peak"] = (np.nan, np.nan)
         return out
-    g = np.zeros(theta.size)
+    ends = np.empty((theta.size, 2))  # t_peak at theta_j + h_j and theta_j - h_j
+    width = np.empty(theta.size)
     for j in range(theta.size):
         h = 1e-6 * max(abs(theta[j]), 1e-3)
         up, dn = theta.copy(), theta.copy()
         up[j] += h
         dn[j] -= h
-        a, b = _t_peak_of_theta(fit, up)[0], _t_peak_of_theta(fit, dn)[0]
-        if tp > 0 and a > 0 and b > 0:
-            g[j] = (np.log(a) - np.log(b)) / (2 * h)
-        else:
-            g[j] = (a - b) / (2 * h)
-    var = float(g @ cov @ g)
+        ends[j] = _t_peak_of_theta(fit, up)[0], _t_peak_of_theta(fit, dn)[0]
+        width[j] = 2 * h
+    # the log scale only where t_peak and every perturbed t_peak are positive; a
+    # neighbourhood that reaches 0 gets the delta method on t_peak itself
+    log_scale = tp > 0 and bool(np.all(ends > 0))
+    with np.errstate(invalid="ignore"):
+        g = (np.log(ends[:, 0]) - np.log(ends[:, 1]) if log_scale else ends[:, 0] - ends[:, 1])
+        g = g / width
+        var = float(g @ cov @ g)
     if not np.isfinite(var) or var < 0:
         out["t_peak"] = (np.nan, np.nan)
-    elif tp > 0 and np.all(np.isfinite(g)):
-        half = q * np.sqrt(var)
+        return out
+    half = q * np.sqrt(var)
+    if log_scale:
         with np.errstate(over="ignore"):
             out["t_peak"] = (float(tp * np.exp(-half)), float(tp * np.exp(half)))
     else:
-        half = q * np.sqrt(var)
         out["t_peak"] = (tp - half, tp + half)
     return out
 
