@@ -161,7 +161,7 @@ def theta_intervals(fit: FitResult, cov: np.ndarray | None, level: float = 0.95)
     # neighbourhood that reaches 0 gets the delta method on t_peak itself
     log_scale = tp > 0 and bool(np.all(ends > 0))
     with np.errstate(invalid="ignore"):
-        g = (np.log(ends[:, 0]) - np.log(ends[:, 1]) if log_scale else ends[:, 0] - ends[:, 1])
+        g = np.log(ends[:, 0]) - np.log(ends[:, 1]) if log_scale else ends[:, 0] - ends[:, 1]
         g = g / width
         var = float(g @ cov @ g)
     if not np.isfinite(var) or var < 0:
