@@ -32,7 +32,8 @@
 # **Parameters (papermill):** `suite`, `data_dir`, `paper_data` (`"paper"`: a folder laid out
 # as the release, as in chapter 3), `variant` (the evaluation sequences:
 # `"raw"`, the paper's), `pretrained` (measure SmolLM2 for its claim), `pretrained_sequences`,
-# `pretrained_seq_len`, `seed` (bootstrap over layers).
+# `pretrained_seq_len`, `regrowth_data` (chapter 9's data folder, whose findings are shown
+# under the ledger; None leaves them out), `seed` (bootstrap over layers).
 
 
 # %% tags=["parameters"]
@@ -43,6 +44,7 @@ variant = "raw"
 pretrained = True
 pretrained_sequences = 10
 pretrained_seq_len = 512
+regrowth_data = "data/regrowth"
 seed = 0
 
 # %% tags=["hide-input"]
@@ -141,6 +143,33 @@ display(HTML(table.to_html()))
 
 # %% tags=["remove-input"]
 display(Markdown(f"Written: `{Path(written).as_posix()}`"))
+
+# %% [markdown]
+# ## Our own findings, not the paper's
+#
+# The regrowth experiment (chapter 9) asks questions the paper does not: whether SmolLM2's
+# massive activation comes back after it is removed, where and how fast. Its answers are
+# kept apart from the verdicts above, in the same format, read from chapter 9's data folder
+# (`regrowth_ledger.csv`, written when chapter 9 runs; a build runs this chapter first, so it
+# shows the rows that folder holds).
+
+# %% tags=["hide-input"]
+own = None
+if regrowth_data is not None:
+    folder = Path(regrowth_data)
+    own = registry.read_optional("regrowth_ledger.csv", folder.parent, folder.name)
+if own is None:
+    display(Markdown(
+        "No regrowth findings to show: "
+        + ("`regrowth_data` is None." if regrowth_data is None else
+           f"`{regrowth_data}` holds no `regrowth_ledger.csv` (run chapter 9 on it).")))  # fmt: skip
+else:
+    display(HTML(
+        own.drop(columns="key").style.hide(axis="index")
+        .format(escape="html", subset=[c for c in own.columns if c not in ("key", "chapter")])
+        .format({"chapter": lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>'})
+        .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
+        .to_html()))  # fmt: skip
 
 # %% [markdown]
 # ## Where the paper is ambiguous

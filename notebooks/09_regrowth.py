@@ -400,9 +400,13 @@ with pd.option_context("display.max_colwidth", None):
 # the original element? **{glue:text}`ans_same_element`**. The hypothesis the AIC prefers in
 # the writer's layer: **{glue:text}`ans_hypothesis`**.
 #
-# These rows enter the claims ledger as our own findings, marked as not the paper's:
+# These rows enter the claims ledger as our own findings, marked as not the paper's: they are
+# written beside this experiment's data (`regrowth_ledger.csv`), and chapter 6 shows them
+# under the ledger of the paper's claims.
 
 # %%
-ledger = ledger_rows(found)
+ledger = pd.DataFrame(ledger_rows(found))
+written = registry.write(ledger, "regrowth_ledger.csv", data.folder.parent, data.folder.name)
 display(Markdown(f"{len(ledger)} ledger rows, keys: "
-                 + ", ".join(f"`{r['key']}`" for r in ledger)))  # fmt: skip
+                 + ", ".join(f"`{k}`" for k in ledger.key)
+                 + f"; written to `{data.folder.name}/{written.name}`"))  # fmt: skip
