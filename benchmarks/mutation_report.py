@@ -13,6 +13,10 @@
     survived, timed out, without tests, not yet checked, equivalent (listed with a reason in
     ``benchmarks/mutation_equivalents.yml``) and the score, killed (or timed out) over the
     checked non-equivalent mutants.  ``--list-survivors`` prints the survivors' names.
+    Every module whose mutants have all been checked also gets its row in the committed
+    record ``benchmarks/results/mutation-scores.csv`` (with the sha256 of the module's source
+    and the date), which keeps each module's last full score when ``mutants/`` is gone; the
+    report says for each recorded row whether the source has changed since.
 
 Usage::
 
@@ -45,12 +49,17 @@ MUTANTS = ROOT / "mutants"
 TIMES = MUTANTS / "mutation-times.json"
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.yml"
 REPORT = MUTANTS / "mutation-report"
+SCORES = ROOT / "benchmarks" / "results" / "mutation-scores.csv"
+RECORD_FIELDS = (
+    "module", "source_sha256", "mutants", "killed", "timeout", "survived", "no tests",
+    "equivalent", "score %", "wall s", "rerun wall s", "recorded",
+)  # fmt: skip
 #: mutmut's exit codes (mutmut/stats.py, ``status_by_exit_code``) grouped into columns.
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "unchecked"}
 STATUS.update(dict.fromkeys((36, -24, 24, 152, 255), "timeout"))
 COLUMNS = ("killed", "timeout", "survived", "no tests", "unchecked", "other")
 
-__all__ = ["equivalents", "module_name", "modules", "run", "summary"]
+__all__ = ["equivalents", "module_name", "modules", "record_scores", "run", "summary"]
 
 
 def modules() -> list[str]:
@@ -163,8 +172,48 @@ def summary() -> list[dict]:
     return rows
 
 
+def source_sha256(path: str) -> str:
+    """The first 12 hex digits of the sha256 of a mutated module's source."""
+    import hashlib
+
+    return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()[:12]
+
+
+def record_scores(rows: list[dict], scores: Path = SCORES, today: str | None = None) -> list[dict]:
+    """Update the committed record with every fully checked module of ``rows``; return it.
+
+    A module enters (or replaces its row in) ``scores`` only when it has mutants and none is
+    unchecked; the other modules keep their recorded rows.  Rows follow ``modules()``.
+    """
+    import datetime
+
+    today = today or datetime.date.today().isoformat()
+    old = {}
+    if scores.exists():
+        with open(scores, newline="") as f:
+            old = {r["module"]: r for r in csv.DictReader(f)}
+    paths = {module_name(p): p for p in modules()}
+    for row in rows:
+        if row["mutants"] and not row["unchecked"] and row["module"] in paths:
+            new = {k: row.get(k) for k in RECORD_FIELDS if k in row}
+            new["source_sha256"] = source_sha256(paths[row["module"]])
+            new["recorded"] = today
+            old[row["module"]] = new
+    out = [old[m] for m in paths if m in old]
+    scores.parent.mkdir(parents=True, exist_ok=True)
+    tmp = scores.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(RECORD_FIELDS))
+        writer.writeheader()
+        writer.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in RECORD_FIELDS}
+                         for r in out)  # fmt: skip
+    os.replace(tmp, scores)
+    return out
+
+
 def report(list_survivors: bool = False) -> None:
-    """Write ``mutants/mutation-report.md`` and ``.csv`` and print the table."""
+    """Write ``mutants/mutation-report.md`` and ``.csv``, update the committed record and
+    print both."""
     rows = summary()
     header = list(rows[0])
     lines = [
@@ -188,6 +237,13 @@ def report(list_survivors: bool = False) -> None:
         writer.writerows(rows)
     print("\n".join(lines))
     print(f"\n{note}\nWritten: {REPORT}.md, {REPORT}.csv")
+    recorded = record_scores(rows)
+    paths = {module_name(p): p for p in modules()}
+    print(f"\nLast full score of each module ({SCORES.relative_to(ROOT)}):")
+    for r in recorded:
+        current = r["source_sha256"] == source_sha256(paths[r["module"]])
+        print(f"  {r['module']}: {r['score %']} % of {r['mutants']} mutants, {r['recorded']}"
+              + ("" if current else " (the source has changed since: rerun it)"))  # fmt: skip
     if list_survivors:
         eq = equivalents()
         for path in modules():
