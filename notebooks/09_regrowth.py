@@ -405,7 +405,7 @@ with pd.option_context("display.max_colwidth", None):
 # under the ledger of the paper's claims.
 
 # %%
-ledger = pd.DataFrame(ledger_rows(found))
+ledger = pd.DataFrame(ledger_rows(found), columns=list(rules.LEDGER_FIELDS))
 written = registry.write(ledger, "regrowth_ledger.csv", data.folder.parent, data.folder.name)
 display(Markdown(f"{len(ledger)} ledger rows, keys: "
                  + ", ".join(f"`{k}`" for k in ledger.key)
