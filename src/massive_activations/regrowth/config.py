@@ -5,8 +5,8 @@ the log-spaced measurement schedule.
 training, ablation, schedule, seeds); :meth:`RegrowthConfig.key` hashes it, and the runs'
 cache folders (``<cache>/regrowth/<run>-<key>/``) are named after it, so a changed setting
 never resumes a run made with another.  :data:`CONFIGS` names the two configurations the book
-uses: ``"default"`` (SmolLM2-135M-Instruct on the Debian-docs corpus, about an hour per run on
-two CPU cores) and ``"smoke"`` (a tiny random Llama with a planted outlier writer, seconds).
+uses: ``"default"`` (SmolLM2-135M-Instruct on the Debian-docs corpus, about 40 minutes per
+run on two CPU cores) and ``"smoke"`` (a tiny random Llama with a planted outlier writer, seconds).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class RegrowthConfig:
     split_seed: int = 0
     n_eval: int = 16
     seq_len: int = 256
-    batch_size: int = 4
+    batch_size: int = 2
     prepend_eos: bool = False
     steps: int = 600
     n_points: int = 24

@@ -1,8 +1,8 @@
 """Build the regrowth data folder: locate, ablate, train both runs, write ``data/regrowth/``.
 
 ``python -m massive_activations.regrowth.run`` (``make regrowth``) with the ``default``
-configuration: SmolLM2-135M-Instruct, the Debian-docs corpus, 600 steps of 4 x 256 tokens
-per run (about an hour each on two CPU cores), a control and an ablated run.  Resumable: a
+configuration: SmolLM2-135M-Instruct, the Debian-docs corpus, 600 steps of 2 x 256 tokens
+per run (about 40 minutes each on two CPU cores), a control and an ablated run.  Resumable: a
 killed command continues each run from its last saved state; a finished run is not redone.
 The progress bar counts the steps of both runs and its ETA covers the whole command.
 
@@ -45,9 +45,9 @@ from massive_activations.suite.make_data import RECORDED_PACKAGES, _git_commit
 
 __all__ = ["ACTIVATION_COLUMNS", "ISSUE_SECONDS_PER_STEP", "build_regrowth", "main"]
 
-#: Seconds per training step of SmolLM2-135M (4 x 256 tokens, bf16, 2 idle cores), as
-#: measured for the issue; only the first ETA before the bar has a rate of its own.
-ISSUE_SECONDS_PER_STEP = 4.0
+#: Seconds per training step of SmolLM2-135M (2 x 256 tokens, bf16, 2 idle cores; 4.3-6 s at
+#: 4 x 256), as measured here; only the first ETA before the bar has a rate of its own.
+ISSUE_SECONDS_PER_STEP = 3.0
 
 #: Columns of ``regrowth_activations.parquet``, in order.
 ACTIVATION_COLUMNS = (
