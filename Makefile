@@ -64,7 +64,7 @@ data: $(STAMP)
 	$(PY) -m massive_activations.suite.make_data --suite default
 
 ## regrowth: remove SmolLM2's massive activation and train on (ablated and control runs) into
-## data/regrowth (about an hour per run on 2 idle cores; resumable: rerun after a kill)
+## data/regrowth (about 40 minutes per run on 2 idle cores; resumable: rerun after a kill)
 regrowth: $(STAMP)
 	$(PY) -m massive_activations.regrowth.run
 

@@ -24,7 +24,7 @@
 # Sun et al. contain this experiment.
 #
 # **Needs:** the committed data folder `data/regrowth` (seconds). Regenerating it
-# (`make regrowth`, resumable) trains SmolLM2-135M twice for about an hour each on two CPU
+# (`make regrowth`, resumable) trains SmolLM2-135M twice for about 40 minutes each on two CPU
 # cores; the smoke profile runs a tiny random Llama with a planted outlier writer instead
 # (under a minute).
 #
