@@ -122,16 +122,7 @@ glue("n_claims", len(ledger), display=False)
 keys = ("n_reproduced", "n_not_reproduced", "n_inconclusive", "n_untestable")
 for verdict, key in zip(audit.VERDICTS, keys, strict=True):
     glue(key, int(counts.get(verdict, 0)), display=False)
-colours = dict(zip(audit.VERDICTS, ("#d8f0d8", "#f6d5d5", "#fbefc9", "#ececec"), strict=True))
-table = (
-    ledger.drop(columns="key")
-    .style.hide(axis="index")
-    .map(lambda v: f"background-color: {colours.get(v, 'white')}", subset=["verdict"])
-    .format(escape="html", subset=[c for c in ledger.columns if c not in ("key", "chapter")])
-    .format({"chapter": lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>'})
-    .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
-)
-display(HTML(table.to_html()))
+display(HTML(audit.ledger_html(ledger)))
 
 # %% [markdown]
 # Of {glue:text}`n_claims` claims, {glue:text}`n_reproduced` are reproduced on this data,
@@ -164,12 +155,7 @@ if own is None:
         + ("`regrowth_data` is None." if regrowth_data is None else
            f"`{regrowth_data}` holds no `regrowth_ledger.csv` (run chapter 9 on it).")))  # fmt: skip
 else:
-    display(HTML(
-        own.drop(columns="key").style.hide(axis="index")
-        .format(escape="html", subset=[c for c in own.columns if c not in ("key", "chapter")])
-        .format({"chapter": lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>'})
-        .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
-        .to_html()))  # fmt: skip
+    display(HTML(audit.ledger_html(own)))
 
 # %% [markdown]
 # ## Where the paper is ambiguous

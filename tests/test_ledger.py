@@ -634,3 +634,26 @@ def test_variability_is_averaged_over_training_and_compared_two_sided():
     assert "4.22-7.00%" in below["test"]
     empty = audit.claim_variability(traj(np.nan, np.nan))
     assert empty["verdict"] == "not testable on this data"
+
+
+def test_ledger_html_escapes_every_text_cell_colours_verdicts_and_links_chapters():
+    rows = [
+        {c: f"{c} <b>p < 0.05</b> & more" for c in audit.LEDGER_COLUMNS}
+        | {"verdict": verdict, "chapter": chapter, "key": f"k{i}"}
+        for i, (verdict, chapter) in enumerate(
+            zip(
+                audit.VERDICTS,
+                ("04_fitting", "09_regrowth", "06_claims_ledger", "03_measuring"),
+                strict=True,
+            )
+        )
+    ]
+    html = audit.ledger_html(pd.DataFrame(rows, columns=list(audit.LEDGER_COLUMNS)))
+    assert "<b>" not in html and "k0" not in html  # no raw markup; the key is left out
+    for column in ("claim", "our_value", "reading"):
+        assert f"{column} &lt;b&gt;p &lt; 0.05&lt;/b&gt; &amp; more" in html
+    assert '<a href="09_regrowth.html">09</a>' in html
+    assert '<a href="04_fitting.html">04</a>' in html
+    for colour in audit.VERDICT_COLOURS.values():
+        assert f"background-color: {colour}" in html
+    assert "background-color: white" not in html

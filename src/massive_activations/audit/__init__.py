@@ -30,7 +30,9 @@ from massive_activations.audit.claims_prediction import (
     claim_predictable,
 )
 from massive_activations.audit.ledger import (
+    VERDICT_COLOURS,
     build_ledger,
+    ledger_html,
     scale_notice,
 )
 from massive_activations.audit.statistics import (
@@ -79,6 +81,7 @@ __all__ = [
     "REPRODUCED",
     "SPANS",
     "VERDICTS",
+    "VERDICT_COLOURS",
     "VERDICT_MEANINGS",
     "agreed_regimes",
     "all_of",
@@ -100,6 +103,7 @@ __all__ = [
     "consensus",
     "final_checkpoint",
     "gaussian_ratio",
+    "ledger_html",
     "ledger_row",
     "majority",
     "per_model_max",

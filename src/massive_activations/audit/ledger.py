@@ -36,13 +36,14 @@ from massive_activations.audit.claims_fits import (
 from massive_activations.audit.claims_prediction import claim_driver, claim_predictable
 from massive_activations.audit.verdicts import (
     LEDGER_COLUMNS,
+    VERDICTS,
     final_checkpoint,
     per_model_max,
     untestable,
 )
 from massive_activations.datasets.edition import DATA_KINDS, admonition
 
-__all__ = ["build_ledger", "scale_notice"]
+__all__ = ["VERDICT_COLOURS", "build_ledger", "ledger_html", "scale_notice"]
 
 
 def build_ledger(
@@ -186,3 +187,25 @@ def scale_notice(traj: pd.DataFrame, architectures: pd.DataFrame, kind: str) -> 
         '"reproduced" verdict below means that the claim holds for this small suite, not '
         "that it reproduces Pythia's numbers.",
     )
+
+
+#: Background colour of each verdict in :func:`ledger_html`.
+VERDICT_COLOURS = dict(zip(VERDICTS, ("#d8f0d8", "#f6d5d5", "#fbefc9", "#ececec"), strict=True))
+
+
+def ledger_html(ledger: pd.DataFrame) -> str:
+    """A ledger table as HTML: every text cell escaped, verdicts coloured, chapters linked.
+
+    ``ledger`` has the ledger's columns (``key`` is left out of the table); ``chapter``
+    (e.g. ``"06_claims_ledger"``) becomes a link to that chapter's page.
+    """
+    shown = ledger.drop(columns="key", errors="ignore")
+    text = [c for c in shown.columns if c != "chapter"]
+    style = (
+        shown.style.hide(axis="index")
+        .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
+        .format(escape="html", subset=text)
+        .format(lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>', subset=["chapter"])
+        .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
+    )
+    return style.to_html()
