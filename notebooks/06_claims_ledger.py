@@ -122,7 +122,7 @@ glue("n_claims", len(ledger), display=False)
 keys = ("n_reproduced", "n_not_reproduced", "n_inconclusive", "n_untestable")
 for verdict, key in zip(audit.VERDICTS, keys, strict=True):
     glue(key, int(counts.get(verdict, 0)), display=False)
-display(HTML(audit.ledger_html(ledger)))
+display(HTML(audit.ledger_html(ledger, name="claims")))
 
 # %% [markdown]
 # Of {glue:text}`n_claims` claims, {glue:text}`n_reproduced` are reproduced on this data,
@@ -155,7 +155,7 @@ if own is None:
         + ("`regrowth_data` is None." if regrowth_data is None else
            f"`{regrowth_data}` holds no `regrowth_ledger.csv` (run chapter 9 on it).")))  # fmt: skip
 else:
-    display(HTML(audit.ledger_html(own)))
+    display(HTML(audit.ledger_html(own, name="regrowth")))
 
 # %% [markdown]
 # ## Where the paper is ambiguous

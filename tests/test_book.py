@@ -143,7 +143,7 @@ def test_claims_ledger_has_every_claim_with_values_and_a_verdict(smoke_book):
     from massive_activations.audit.verdicts import LEDGER_COLUMNS, VERDICTS
 
     page = (smoke_book / "html" / "notebooks" / "06_claims_ledger.html").read_text()
-    tables = [t for t in re.findall(r"<table.*?</table>", page, flags=re.S) if "verdict" in t]
+    tables = re.findall(r'<table id="T_claims".*?</table>', page, flags=re.S)
     assert len(tables) == 1, "the ledger table is missing from the page"
     header = [_visible_text(h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", tables[0], re.S)]
     assert header == [c for c in LEDGER_COLUMNS if c != "key"]
@@ -160,6 +160,21 @@ def test_claims_ledger_has_every_claim_with_values_and_a_verdict(smoke_book):
     assert {_visible_text(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tables[0])} >= {
         claims[k]["claim"] for k in claims
     }
+
+
+@pytest.mark.book
+def test_claims_ledger_page_shows_the_committed_regrowth_findings_apart(smoke_book):
+    # chapter 6 reads data/regrowth's ledger (our own experiment, not a paper claim)
+    import pandas as pd
+
+    committed = pd.read_csv(ROOT / "data" / "regrowth" / "regrowth_ledger.csv")
+    page = (smoke_book / "html" / "notebooks" / "06_claims_ledger.html").read_text()
+    tables = re.findall(r'<table id="T_regrowth".*?</table>', page, flags=re.S)
+    assert len(tables) == 1, "the regrowth findings table is missing from chapter 6"
+    rows = re.findall(r"<tr>(.*?)</tr>", tables[0].split("</thead>")[1], flags=re.S)
+    assert len(rows) == len(committed) > 0
+    text = _visible_text(tables[0])
+    assert all(claim in text for claim in committed["claim"])
 
 
 @pytest.mark.book

@@ -648,7 +648,8 @@ def test_ledger_html_escapes_every_text_cell_colours_verdicts_and_links_chapters
             )
         )
     ]
-    html = audit.ledger_html(pd.DataFrame(rows, columns=list(audit.LEDGER_COLUMNS)))
+    html = audit.ledger_html(pd.DataFrame(rows, columns=list(audit.LEDGER_COLUMNS)), name="claims")
+    assert '<table id="T_claims" data-ledger="claims">' in html
     assert "<b>" not in html and "k0" not in html  # no raw markup; the key is left out
     for column in ("claim", "our_value", "reading"):
         assert f"{column} &lt;b&gt;p &lt; 0.05&lt;/b&gt; &amp; more" in html
@@ -657,3 +658,16 @@ def test_ledger_html_escapes_every_text_cell_colours_verdicts_and_links_chapters
     for colour in audit.VERDICT_COLOURS.values():
         assert f"background-color: {colour}" in html
     assert "background-color: white" not in html
+
+
+def test_ledger_html_is_the_same_from_one_call_to_the_next_and_names_must_be_html_ids():
+    ledger = pd.DataFrame(
+        [{c: "x" for c in audit.LEDGER_COLUMNS} | {"verdict": audit.VERDICTS[0]}],
+        columns=list(audit.LEDGER_COLUMNS),
+    )
+    first = audit.ledger_html(ledger, name="regrowth")
+    assert first == audit.ledger_html(ledger, name="regrowth")  # no random ids
+    assert first != audit.ledger_html(ledger, name="claims")
+    for bad in ("", "two words", "1st", 'a"b'):
+        with pytest.raises(ValueError, match="not a valid HTML id"):
+            audit.ledger_html(ledger, name=bad)

@@ -305,3 +305,26 @@ def test_findings_and_ledger_rows(built):
     assert [list(r) for r in rows] == [list(LEDGER_FIELDS)] * len(found)
     assert all("not the paper's" in r["claim"] and "not in the paper" in r["source"] for r in rows)
     assert all(all(str(v) for v in r.values()) for r in rows)
+
+
+def test_the_committed_regrowth_data_is_the_default_configurations():
+    # the book's chapter 9 reads data/regrowth; `make regrowth` must rebuild the same thing
+    from massive_activations.book import repo_root
+    from massive_activations.regrowth.config import folder_name
+
+    default = get_config("default")
+    data = read_regrowth(repo_root() / "data" / folder_name(default))  # checks the manifest
+    assert data.config.key() == default.key(), (
+        "data/regrowth was built with another configuration than RegrowthConfig's default: "
+        "rerun `make regrowth` (or restore the default)."
+    )
+    assert data.record["key"] == default.key()
+    steps = sorted(data.activations.step.unique())
+    assert steps == default.schedule()
+    assert set(data.activations.run) == {"control", "ablated"}
+    assert set(data.log.run) == {"control", "ablated"}
+    assert data.log.groupby("run").step.max().to_dict() == {
+        "control": default.steps,
+        "ablated": default.steps,
+    }
+    assert set(data.manifest["run_threads"]) == {"control", "ablated"}

@@ -14,6 +14,7 @@ Functions named ``claim_<key>`` take the inputs they need and return one row (a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -193,16 +194,27 @@ def scale_notice(traj: pd.DataFrame, architectures: pd.DataFrame, kind: str) -> 
 VERDICT_COLOURS = dict(zip(VERDICTS, ("#d8f0d8", "#f6d5d5", "#fbefc9", "#ececec"), strict=True))
 
 
-def ledger_html(ledger: pd.DataFrame) -> str:
+def ledger_html(ledger: pd.DataFrame, *, name: str) -> str:
     """A ledger table as HTML: every text cell escaped, verdicts coloured, chapters linked.
 
     ``ledger`` has the ledger's columns (``key`` is left out of the table); ``chapter``
-    (e.g. ``"06_claims_ledger"``) becomes a link to that chapter's page.
+    (e.g. ``"06_claims_ledger"``) becomes a link to that chapter's page. ``name`` identifies
+    the table on its page: the table's id is ``T_<name>`` and it carries
+    ``data-ledger="<name>"``. Two tables on one page need two names, since each cell's colour
+    is a CSS rule keyed by these ids (a fixed name also keeps the page byte-identical from
+    one build to the next, where pandas would draw a random id).
     """
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        raise ValueError(
+            f"ledger_html: name {name!r} is not a valid HTML id; use letters, digits, '-' "
+            "and '_', starting with a letter (e.g. 'claims')."
+        )
     shown = ledger.drop(columns="key", errors="ignore")
     text = [c for c in shown.columns if c != "chapter"]
     style = (
-        shown.style.hide(axis="index")
+        shown.style.set_uuid(name)
+        .set_table_attributes(f'data-ledger="{name}"')
+        .hide(axis="index")
         .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
         .format(escape="html", subset=text)
         .format(lambda c: f'<a href="{c}.html">{c.split("_", 1)[0]}</a>', subset=["chapter"])
