@@ -400,6 +400,11 @@ with pd.option_context("display.max_colwidth", None):
 # the original element? **{glue:text}`ans_same_element`**. The hypothesis the AIC prefers in
 # the writer's layer: **{glue:text}`ans_hypothesis`**.
 #
+# The rows whose reading starts with "post hoc" answer no question fixed before the runs:
+# they describe what the runs showed (whether the ratio first fell below its just-ablated
+# value and how far it climbed from there; how close the ablated run's loss came to the
+# control's), so they are evidence to weigh, not tests that were passed or failed.
+#
 # These rows enter the claims ledger as our own findings, marked as not the paper's: they are
 # written beside this experiment's data (`regrowth_ledger.csv`), and chapter 6 shows them
 # under the ledger of the paper's claims.

@@ -328,3 +328,57 @@ def test_the_committed_regrowth_data_is_the_default_configurations():
         "ablated": default.steps,
     }
     assert set(data.manifest["run_threads"]) == {"control", "ablated"}
+
+
+def _hand_made_runs(ablated_loss_at_t: float):
+    """Two layers, five steps; the ablated run's layer 1 falls to 50, then climbs to 300."""
+    ratios = {
+        ("ablated", 0): [10.0, 10.0, 10.0, 10.0, 10.0],
+        ("ablated", 1): [100.0, 50.0, 80.0, 200.0, 300.0],
+        ("control", 1): [1000.0, 1100.0, 900.0, 1000.0, 1050.0],
+    }
+    losses = {"control": [2.0, 2.1, 2.5, 2.2, 2.3], "ablated": [9.0, 5.0, 4.0, 3.0]}
+    losses["ablated"].append(ablated_loss_at_t)
+    rows, acts = [], []
+    for run in ("control", "ablated"):
+        for step in range(5):
+            for layer in (0, 1):
+                ratio = 10.0 if (run, layer) == ("control", 0) else ratios[(run, layer)][step]
+                rows.append(dict(run=run, step=step, layer=layer, ratio=ratio, ci95_pct=1.0,
+                                 heldout_loss=losses[run][step]))  # fmt: skip
+                acts.append(dict(run=run, step=step, layer=layer, status="ok",
+                                 top1_position=0, top1_channel=7))  # fmt: skip
+    writer = {"layer": 1, "position": 0, "channel": 7, "value": 100.0}
+    return pd.DataFrame(rows), pd.DataFrame(acts), writer
+
+
+def test_post_hoc_rebound_measures_the_climb_from_the_minimum():
+    traj, acts, writer = _hand_made_runs(2.35)
+    found = regrowth_findings(traj, acts, writer, rate_limit=1.0).set_index("key")
+    # the fixed rule, from r(0) = 100: (300 - 100) / (1000 - 100)
+    assert found.loc["returns_at_writer", "value"].startswith(f"{200 / 900:.3f} ")
+    rebound = found.loc["rebound"]
+    # from the minimum 50 at step 1: x6 and (300 - 50) / (1000 - 50) = 0.263: "partly"
+    assert "writer's layer 1: minimum 50 at step 1, x6.00 by step 4" in rebound["value"]
+    assert f"regained from the minimum {250 / 950:.3f}" in rebound["value"]
+    assert rebound["answer"] == "partly"
+    assert rebound["reading"].startswith("post hoc")
+    loss = found.loc["loss_against_control"]
+    # gap 2.35 - 2.3; damage recovered (9 - 2.35) / (9 - 2.3); the control's last three
+    # losses 2.5, 2.2, 2.3 move by up to 0.3
+    assert loss["value"] == f"gap +0.050 nats; {6.65 / 6.7:.1%} of the damage recovered"
+    assert "up to 0.300 nats" in loss["uncertainty"]
+    assert loss["answer"] == "within the control's wobble"
+    assert {"rebound", "loss_against_control"} <= set(
+        found.index[found.reading.str.startswith("post hoc")]
+    )
+    fixed = found[~found.reading.str.startswith("post hoc")]
+    assert list(fixed.index) == ["damage", "returns_at_writer", "returns_anywhere",
+                                 "same_element", "relative_size", "speed", "hypothesis",
+                                 "loss_recovery"]  # fmt: skip
+
+
+def test_post_hoc_loss_gap_beyond_the_controls_wobble_is_given_in_nats():
+    traj, acts, writer = _hand_made_runs(3.0)
+    loss = regrowth_findings(traj, acts, writer, rate_limit=1.0).set_index("key")
+    assert loss.loc["loss_against_control", "answer"] == "+0.700 nats"

@@ -3,7 +3,8 @@
 The rules are fixed before the runs (the chapter states them before its results), as the
 named constants below; :func:`regrowth_findings` applies them and :func:`ledger_rows` turns
 the answers into rows of the claims ledger's format, marked as our own findings (the paper
-has no such experiment).
+has no such experiment). Rows for what the runs showed beyond those questions come last,
+their reading prefixed with :data:`POST_HOC`.
 
 Notation: ``r(run, t, l)`` is layer ``l``'s top-1/median ratio of means (paper Eq. 8) at step
 ``t``; "original" is the control run at step 0 (the unmodified model), ``0`` the ablated run
@@ -21,6 +22,7 @@ __all__ = [
     "FINDING_COLUMNS",
     "LEDGER_FIELDS",
     "PARTIAL",
+    "POST_HOC",
     "REGROWN",
     "SAME_ELEMENT",
     "ledger_rows",
@@ -36,6 +38,9 @@ PARTIAL = 0.1
 #: "At the same element": in at least this share of the windows the top-1 sits on the
 #: original position and channel.
 SAME_ELEMENT = 0.5
+
+#: Prefix of the reading of rows no rule was fixed for before the runs.
+POST_HOC = "post hoc (seen in the runs; no rule was fixed for it before them): "
 
 #: Columns of :func:`regrowth_findings`.
 FINDING_COLUMNS = ("key", "question", "rule", "value", "uncertainty", "answer", "reading")
@@ -230,7 +235,59 @@ def regrowth_findings(
         "yes" if loss_T <= loss_orig else "no",
         "a recovered loss with the activation still gone means the model found another way",
     )
+    for key, question, rule, value, uncertainty, answer, reading in _post_hoc(
+        abl, ctl, orig, layer, top, last
+    ):
+        add(key, question, rule, value, uncertainty, answer, POST_HOC + reading)
     return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def _post_hoc(abl, ctl, orig, layer, top, last) -> list[tuple]:
+    """Rows for what the runs showed beyond the fixed questions (marked :data:`POST_HOC`)."""
+    out = []
+    ratios = abl["ratio"].unstack("layer")  # steps x layers, ablated run
+    parts = []
+    for name, at in (("writer's layer", layer), ("largest at T", top)):
+        series = ratios[at]
+        low_step = int(series.idxmin())
+        low, now, was = float(series.min()), float(series.loc[last]), float(orig["ratio"][at])
+        parts.append(
+            (name, at, low_step, low, now, was, regained_fraction(was, low, now) if low else np.nan)
+        )
+    out.append((
+        "rebound",
+        "After the ablation, does the ratio fall further before it climbs, and how much of the "
+        "original does the climb from that minimum regain?",
+        "per layer: the ablated run's lowest ratio over the measured steps, r(T) / r_min, and "
+        f"(r(T) - r_min) / (r_original - r_min) (>= {REGROWN}: yes; >= {PARTIAL}: partly)",
+        "; ".join(
+            f"{name} {at}: minimum {low:,.0f} at step {step}, x{now / low:.2f} by step {last} "
+            f"(original {was:,.0f}; regained from the minimum {frac:.3f})"
+            for name, at, step, low, now, was, frac in parts
+        ),
+        "-",
+        _answer(parts[0][6]),
+        "a climb from a lower minimum than r(0) is regrowth the fixed rule (from r(0)) cannot see",
+    ))  # fmt: skip
+    loss = lambda frame, step: float(frame.loc[step]["heldout_loss"].iloc[0])  # noqa: E731
+    steps = sorted(ctl.index.get_level_values("step").unique())
+    tail = [loss(ctl, s) for s in steps[-max(3, len(steps) // 3) :]]
+    wobble = float(np.max(np.abs(np.diff(tail)))) if len(tail) > 1 else np.nan
+    gap = loss(abl, last) - loss(ctl, last)
+    damage = loss(abl, 0) - loss(ctl, last)
+    out.append((
+        "loss_against_control",
+        "Does the ablated run's loss catch up with the control's?",
+        "held-out loss at T, ablated minus control, and the share of the ablation's damage "
+        "recovered relative to the control: (loss_ablated(0) - loss_ablated(T)) / "
+        "(loss_ablated(0) - loss_control(T))",
+        f"gap {gap:+.3f} nats; {(loss(abl, 0) - loss(abl, last)) / damage:.1%} of the damage "
+        "recovered" if damage else f"gap {gap:+.3f} nats",
+        f"the control's own loss moves by up to {wobble:.3f} nats between its last measured steps",
+        "within the control's wobble" if abs(gap) <= wobble else f"{gap:+.3f} nats",
+        "fine-tuning on new text moves the control's loss away from the original's too",
+    ))  # fmt: skip
+    return out
 
 
 def ledger_rows(findings: pd.DataFrame) -> list[dict]:
