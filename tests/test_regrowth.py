@@ -382,3 +382,13 @@ def test_post_hoc_loss_gap_beyond_the_controls_wobble_is_given_in_nats():
     traj, acts, writer = _hand_made_runs(3.0)
     loss = regrowth_findings(traj, acts, writer, rate_limit=1.0).set_index("key")
     assert loss.loc["loss_against_control", "answer"] == "+0.700 nats"
+
+
+def test_post_hoc_rebound_is_undetermined_without_the_writers_last_ratio():
+    traj, acts, writer = _hand_made_runs(2.35)
+    last = (traj.run == "ablated") & (traj.layer == 1) & (traj.step == 4)
+    traj.loc[last, "ratio"] = np.nan  # e.g. every window failed at the last step
+    found = regrowth_findings(traj, acts, writer, rate_limit=1.0).set_index("key")
+    assert found.loc["returns_at_writer", "answer"] == "undetermined"
+    assert found.loc["rebound", "answer"] == "undetermined"
+    assert "writer's layer" not in found.loc["rebound", "value"]

@@ -248,12 +248,12 @@ def _post_hoc(abl, ctl, orig, layer, top, last) -> list[tuple]:
     ratios = abl["ratio"].unstack("layer")  # steps x layers, ablated run
     parts = []
     for name, at in (("writer's layer", layer), ("largest at T", top)):
-        series = ratios[at]
+        series = ratios[at].dropna()  # a ratio is >= 1 where finite
+        if series.empty or last not in series.index:
+            continue
         low_step = int(series.idxmin())
         low, now, was = float(series.min()), float(series.loc[last]), float(orig["ratio"][at])
-        parts.append(
-            (name, at, low_step, low, now, was, regained_fraction(was, low, now) if low else np.nan)
-        )
+        parts.append((name, at, low_step, low, now, was, regained_fraction(was, low, now)))
     out.append((
         "rebound",
         "After the ablation, does the ratio fall further before it climbs, and how much of the "
@@ -264,9 +264,9 @@ def _post_hoc(abl, ctl, orig, layer, top, last) -> list[tuple]:
             f"{name} {at}: minimum {low:,.0f} at step {step}, x{now / low:.2f} by step {last} "
             f"(original {was:,.0f}; regained from the minimum {frac:.3f})"
             for name, at, step, low, now, was, frac in parts
-        ),
+        ) or f"no finite ratio at step {last} in layers {layer} and {top}",
         "-",
-        _answer(parts[0][6]),
+        _answer(parts[0][6]) if parts and parts[0][1] == layer else "undetermined",
         "a climb from a lower minimum than r(0) is regrowth the fixed rule (from r(0)) cannot see",
     ))  # fmt: skip
     loss = lambda frame, step: float(frame.loc[step]["heldout_loss"].iloc[0])  # noqa: E731
