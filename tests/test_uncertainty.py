@@ -18,6 +18,7 @@ from massive_activations import curve
 from massive_activations.fitting.procedures import OURS, fit_series
 from massive_activations.fitting.synthetic import EXAMPLE_CURVES, simulate_layer
 from massive_activations.fitting.uncertainty import (
+    PROFILE_NFEV,
     assess,
     bootstrap,
     bootstrap_band,
@@ -610,3 +611,68 @@ def test_assess_branches(peak):
     assert set(d.profile) == {"K", "lam"}
     step = assess(fit_series(STEPS, seqs.series(), hypothesis="step1", procedure="ours"))
     assert step.regime == "n/a"
+
+
+def test_profile_ci_maps_open_ends_to_bounds_and_marks_ends_whose_refits_hit_the_budget(
+    monkeypatch,
+):
+    # lmfit's profile search replaced by a scripted one: which refits stop on the budget and
+    # which ends lmfit leaves open (+-inf) are chosen here, and the mapping checked by hand
+    from types import SimpleNamespace
+
+    import lmfit
+
+    fit = _fit(_seqs(7))
+    prob, minimizer = fit.problem, fit.minimizer
+    best = {m: fit.lmfit_result.params[m].value for m in ("K", "log_lam", "log_gam")}
+    seen = {}
+
+    def refit(params=None, **kwargs):  # lmfit's Minimizer.leastsq: params by name or position
+        if params is None:
+            raise TypeError("leastsq() got no params")
+        return SimpleNamespace(ier=params.ier, params=params)
+
+    def refit_with(fixed, shift, ier, positional):
+        params = fit.lmfit_result.params.copy()
+        for name in best:
+            params[name].vary = name != fixed
+        params[fixed].value = best[fixed] + shift
+        params.ier = ier
+        return minimizer.leastsq(params) if positional else minimizer.leastsq(params=params)
+
+    def conf_interval(mini, result, p_names, sigmas, maxiter):
+        seen.update(p_names=p_names, sigmas=sigmas, maxiter=maxiter, budget=mini.max_nfev)
+        refit_with("K", +1.0, 5, positional=True)  # MINPACK's maxfev, above
+        refit_with("K", +2.0, -1, positional=False)  # lmfit's abort on max_nfev, above
+        refit_with("K", -1.0, 1, positional=True)  # converged: no mark
+        refit_with("log_lam", +0.5, 5, positional=False)  # on the budget, above
+        refit_with("log_gam", -0.5, 5, positional=True)  # on the budget, below
+        refit_with("log_gam", +0.5, 2, positional=True)  # converged
+        return {
+            "K": [(0.95, -np.inf), (0.0, best["K"]), (0.95, np.inf)],
+            "log_lam": [(0.95, -np.inf), (0.0, best["log_lam"]), (0.95, 1.0)],
+            "log_gam": [(0.95, -1.0), (0.0, best["log_gam"]), (0.95, np.inf)],
+        }
+
+    monkeypatch.setattr(lmfit, "conf_interval", conf_interval)
+    minimizer.leastsq = refit  # profile_ci wraps it, then deletes the instance attribute
+    out = profile_ci(fit, ("K", "lam", "gam"))
+    # the defaults: a 95 % level (lmfit reads a value < 1 as a probability) and 10 steps
+    assert seen == dict(
+        p_names=["K", "log_lam", "log_gam"], sigmas=[0.95], maxiter=10, budget=PROFILE_NFEV * 5
+    )
+    assert minimizer.max_nfev == OURS.max_nfev * 5 and "leastsq" not in vars(minimizer)
+    budget = f"the budget of {PROFILE_NFEV * 5} evaluations (end not determined)"
+    k_lo, k_hi, k_note = out["K"]
+    assert k_lo == -np.inf and np.isnan(k_hi)  # K has no bounds: open below, undetermined above
+    assert k_note == f"unbounded, 2 refit(s) above the estimate stopped on {budget}"
+    lam_lo, lam_hi, lam_note = out["lam"]
+    names = list(prob.names)
+    lam_bound = np.exp(prob.lower[names.index("log_lam")])  # lam's lower bound
+    assert lam_lo == float(f"{lam_bound:.4g}") and np.isnan(lam_hi)
+    assert lam_note == f"lower bound, 1 refit(s) above the estimate stopped on {budget}"
+    j = names.index("log_gam")
+    gam_lo, gam_hi, gam_note = out["gam"]
+    assert np.isnan(gam_lo)
+    assert gam_hi == float(f"{prob.M[j, j] * np.exp(prob.upper[j]) + prob.c[j]:.4g}")
+    assert gam_note == f"upper bound, 1 refit(s) below the estimate stopped on {budget}"
