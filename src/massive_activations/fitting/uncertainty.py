@@ -74,7 +74,6 @@ PROFILE_DIGITS = 4
 
 #: Labels of :func:`classify`.
 REGIMES = ("early_peak", "log_rise", "decay", "inverted", "undetermined")
-_BIG = 1e300
 
 
 def profile_ci(fit: FitResult, names=None, level: float = 0.95, maxiter: int = 10) -> dict:
@@ -210,14 +209,33 @@ def percentile_ci(
     With ``n_clusters`` (the number of resampled sequences) the interval is Hesterberg's
     expanded percentile interval (:func:`~massive_activations.fitting.intervals.expanded_tail`).
     """
-    v = np.asarray(values, float)
+    v = np.sort(np.asarray(values, float))
     v = v[~np.isnan(v)]
     if v.size == 0:
         return (np.nan, np.nan)
     a = expanded_tail(level, n_clusters)
-    q = np.quantile(np.clip(v, -_BIG, _BIG), [a, 1 - a])
-    q = np.where(q >= _BIG / 10, np.inf, np.where(q <= -_BIG / 10, -np.inf, q))
-    return (float(q[0]), float(q[1]))
+    return tuple(_quantile(v, q) for q in (a, 1 - a))
+
+
+def _quantile(v: np.ndarray, q: float) -> float:
+    """``numpy.quantile(v, q)`` (linear interpolation) of sorted ``v``, exact at ``+-inf``.
+
+    numpy interpolates ``inf - inf`` to NaN, and a finite value towards ``inf`` by a finite
+    fraction of the clipped gap; here an end that takes a positive weight from an infinite
+    neighbour is that infinity.
+    """
+    h = (v.size - 1) * q
+    i = int(np.floor(h))
+    j = min(i + 1, v.size - 1)
+    frac = h - i
+    below, above = float(v[i]), float(v[j])
+    if frac == 0 or below == above:
+        return below
+    if np.isinf(below):
+        return below
+    if np.isinf(above):
+        return above
+    return below + frac * (above - below)
 
 
 def bootstrap(
@@ -253,15 +271,16 @@ def bootstrap(
         W = np.ones_like(Z)
     else:  # the same relative weights, on the resampled values
         W = p.y_scale / (np.median(p.sigma / np.abs(p.y)) * np.abs(Y))
-    good = np.all(np.isfinite(Z) & np.isfinite(W), axis=1)
-    Z, W = np.where(good[:, None], Z, 0.0), np.where(good[:, None], W, 1.0)
-    fun, jac = p.batch(Z, W)
-    x0 = np.tile(fit.theta, (n, 1))
-    # a replicate that has not converged within REFIT's budget counts as failed
-    res = batch_least_squares(fun, jac, x0, p.lower, p.upper, valid=p.valid, **REFIT)
-    ok = good & res.success & np.isfinite(res.cost)
-    P = p.to_original(res.x[ok])
-    return Bootstrap(P, res.x[ok], p.hypothesis.t_peak(P), n, seed, int(seqs.sequences.size))
+    good = np.all(np.isfinite(Z) & np.isfinite(W), axis=1)  # a replicate with no value fails
+    X = np.empty((0, fit.theta.size))
+    if good.any():
+        fun, jac = p.batch(Z[good], W[good])
+        x0 = np.tile(fit.theta, (int(good.sum()), 1))
+        # a replicate that has not converged within REFIT's budget counts as failed
+        res = batch_least_squares(fun, jac, x0, p.lower, p.upper, valid=p.valid, **REFIT)
+        X = res.x[res.success & np.isfinite(res.cost)]
+    P = p.to_original(X)
+    return Bootstrap(P, X, p.hypothesis.t_peak(P), n, seed, int(seqs.sequences.size))
 
 
 def t_peak_delta(fit: FitResult, level: float = 0.95) -> tuple[float, float, float]:
@@ -273,9 +292,14 @@ def t_peak_delta(fit: FitResult, level: float = 0.95) -> tuple[float, float, flo
     tp = float(h.t_peak(p)[0])
     if not np.isfinite(tp) or fit.covar is None:
         return (tp, np.nan, np.nan)
+    # central differences with a step of 1e-6 of the parameter's size, or of its standard
+    # error where that is larger (a parameter at 0, e.g. Eq. 14's A2 or t0); t_peak comes from
+    # a root search good to ~1e-13 relative, which a smaller step would amplify
+    se = np.sqrt(np.clip(np.diag(fit.covar), 0, None))
+    scale = np.fmax(np.abs(p), se)
     g = np.zeros(p.size)
     for j in range(p.size):
-        step = 1e-6 * abs(p[j]) if p[j] != 0 else 1e-9
+        step = 1e-6 * scale[j] if scale[j] > 0 else 1.0  # no size, no variance: g unused
         hi, lo = p.copy(), p.copy()
         hi[j] += step
         lo[j] -= step
@@ -298,21 +322,22 @@ def classify(lo: float, hi: float, t_max: float, sign: float = 1.0) -> str:
     (``hi <= 0``).  For a negative amplitude the extremum is a minimum: before step 0
     (``hi <= 0``) the curve rises through all of training towards ``K`` from below
     (``"log_rise"``); inside training it dips and recovers (``"inverted"``).  Anything
-    else (an interval that straddles 0 or ``t_max``, or none) is ``"undetermined"``.
+    else (an interval that straddles 0 or ``t_max``, or none; a zero or unknown ``sign``:
+    a flat curve has no extremum) is ``"undetermined"``.
     """
-    if np.isnan(lo) or np.isnan(hi) or np.isnan(sign):
+    if np.isnan(lo) or np.isnan(hi):
         return "undetermined"
+    if sign > 0:
+        if lo > t_max:
+            return "log_rise"
+        if hi <= 0:
+            return "decay"
+        return "early_peak" if (lo > 0 and hi <= t_max) else "undetermined"
     if sign < 0:
         if hi <= 0:
             return "log_rise"
         return "inverted" if (lo > 0 and hi <= t_max) else "undetermined"
-    if lo > t_max:
-        return "log_rise"
-    if hi <= 0:
-        return "decay"
-    if lo > 0 and hi <= t_max:
-        return "early_peak"
-    return "undetermined"
+    return "undetermined"  # no amplitude (sign 0) or none known (NaN): no extremum
 
 
 def identifiability(fit: FitResult, corr_threshold: float = 0.99) -> dict:
