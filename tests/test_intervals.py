@@ -744,3 +744,71 @@ def test_theta_intervals_of_a_t_peak_at_zero_use_t_peak_itself(t_peak):
     lo, hi = intervals.theta_intervals(zero, cov)["t_peak"]
     assert lo == pytest.approx(t - half, rel=1e-4) and hi == pytest.approx(t + half, rel=1e-4)
     assert lo < 0 < hi
+
+
+def _with(problem, **methods):
+    """A copy of ``problem`` whose named methods are replaced (a stand-in, not a refit)."""
+    import copy
+
+    q = copy.copy(problem)
+    for name, fn in methods.items():
+        object.__setattr__(q, name, fn)
+    return q
+
+
+def test_hac_covariance_needs_finite_residuals_and_jacobian():
+    fit = _noisy_fit(seed=7)
+    p = fit.problem
+    r = p.residual(fit.theta)
+    J = p.jacobian(fit.theta)
+    for bad_r, bad_J in ((True, False), (False, True)):
+        rr, JJ = r.copy(), J.copy()
+        if bad_r:
+            rr[3] = np.nan
+        if bad_J:
+            JJ[3, 1] = np.inf
+        q = _with(p, residual=lambda theta, rr=rr: rr, jacobian=lambda theta, JJ=JJ: JJ)
+        assert intervals.hac_covariance(dataclasses.replace(fit, problem=q)) is None
+
+
+def test_block_bootstrap_needs_a_positive_curve_for_relative_residuals():
+    fit = _noisy_fit(seed=7)
+    p = fit.problem
+    f = p.curve(fit.theta)
+    for value, usable in ((0.0, False), (-1.0, False), (1e-9, True)):
+        g = f.copy()
+        g[5] = value
+        q = _with(
+            p, curve=lambda theta, steps=None, g=g: g if steps is None else p.curve(theta, steps)
+        )
+        got = intervals.block_bootstrap(dataclasses.replace(fit, problem=q), n=3)
+        assert (got is not None) is usable
+
+
+def test_block_bootstrap_keeps_negative_values_of_an_absolute_fit():
+    # the paper's unweighted fit of a trajectory that crosses zero: replicates with
+    # negative values are as good as any (only relative residuals need y > 0)
+    y = _eq9() - 20.0
+    assert np.any(y < 0)
+    fit = fit_series(STEPS, y, procedure="paper", start=EARLY | {"K": EARLY["K"] - 20.0})
+    assert fit.status == "ok" and fit.problem.sigma is None
+    boot = intervals.block_bootstrap(fit, n=8, seed=1)
+    assert boot.n_ok == 8
+
+
+def test_block_bootstrap_refits_in_the_curves_domain_within_the_refit_budget(monkeypatch):
+    fit = _noisy_fit(seed=7)
+    seen = {}
+    real = intervals.batch_least_squares
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(intervals, "batch_least_squares", spy)
+    intervals.block_bootstrap(fit, n=2)
+    assert seen["valid"] == fit.problem.valid
+    assert {k: seen[k] for k in intervals.REFIT} == intervals.REFIT
+    # a replicate that has not converged within the budget fails
+    monkeypatch.setattr(intervals, "REFIT", {"max_iter": 1, "ftol": 1e-15, "xtol": 1e-15})
+    assert intervals.block_bootstrap(fit, n=4).n_ok == 0

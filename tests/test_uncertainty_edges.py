@@ -474,3 +474,18 @@ def test_bootstrap_band_leaves_out_curves_outside_their_domain():
         curves = np.array([curve.eq9(t, *row) for row in rows])
         np.testing.assert_allclose(lo, np.quantile(curves, a, axis=0), rtol=1e-9)
         np.testing.assert_allclose(hi, np.quantile(curves, 1 - a, axis=0), rtol=1e-9)
+
+
+def test_bootstrap_refits_in_the_curves_domain_within_the_refit_budget(peak, monkeypatch):
+    seqs, fit = peak
+    seen = {}
+    real = unc.batch_least_squares
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(unc, "batch_least_squares", spy)
+    bootstrap(fit, seqs, n=2)
+    assert seen["valid"] == fit.problem.valid
+    assert {k: seen[k] for k in unc.REFIT} == unc.REFIT
