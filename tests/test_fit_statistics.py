@@ -167,3 +167,20 @@ def test_an_aborted_fit_gets_the_covariance_at_its_last_point():
     np.testing.assert_allclose(fit.covar, _covariance(fit, y), rtol=2e-3)
     sd = np.sqrt(np.diag(fit.covar))
     np.testing.assert_allclose([fit.stderr[n] for n in fit.names], sd, rtol=1e-12)
+
+
+@pytest.mark.parametrize("nfree", [0, 1, 2, 30])
+def test_covariance_ci_uses_students_t_with_n_minus_k_degrees_of_freedom(nfree):
+    import dataclasses
+
+    from scipy import stats
+
+    fit = fit_series(STEPS, _data("early_peak", 3), procedure="ours")
+    short = dataclasses.replace(fit, n_points=len(fit.names) + nfree)
+    for level in (0.95, 0.5):
+        q = stats.t.ppf((1 + level) / 2, max(nfree, 1))  # no degrees of freedom: 1, not 0
+        got = short.covariance_ci(level)
+        for n in fit.names:
+            half = q * fit.stderr[n]
+            assert got[n] == pytest.approx((fit.params[n] - half, fit.params[n] + half), rel=1e-12)
+    assert short.covariance_ci() == short.covariance_ci(0.95)
