@@ -122,6 +122,7 @@ def test_percentile_ci_next_to_infinities():
     # exactly on a finite order statistic: no weight from the infinite one
     assert percentile_ci([0.0, 1.0, 2.0, np.inf, np.inf], 0.5) == (1.0, np.inf)
     assert percentile_ci([-np.inf, 0.0, 1.0, 2.0, 3.0], 0.5) == (0.0, 2.0)
+    assert percentile_ci([0.0, 1.0, 2.0, 3.0, np.inf], 0.5) == (1.0, 3.0)
     assert percentile_ci([1e300, 1.7e308], 0.5) == pytest.approx((4.25e307, 1.2750e308))
     assert percentile_ci([None, 1.0, 3.0], 0.5) == pytest.approx((1.5, 2.5))  # None: missing
 
@@ -143,7 +144,8 @@ def _one_variance(fit, name, var, **params):
 def test_t_peak_delta_on_t0_is_exact_at_any_scale(peak, t0):
     # t_peak = (x*(lam) - t0) / gam (Eq. 13): its slope in t0 is -1/gam exactly
     _, fit = peak
-    f = _one_variance(fit, "t0", 4.0, t0=t0)
+    # A and K at exactly 0 with no variance: t_peak does not depend on them
+    f = _one_variance(fit, "t0", 4.0, t0=t0, A=0.0, K=0.0)
     gam = fit.params["gam"]
     tp = float(curve.t_peak(fit.params["lam"], gam, t0))
     for nfree, level in ((fit.nfree, 0.95), (1, 0.95), (fit.nfree, 0.5)):
@@ -278,6 +280,21 @@ def test_asymptote_seen_share_by_hand(peak, monkeypatch):
         assert not unc._asymptote_unseen(f)
 
 
+def test_asymptote_with_the_extremum_at_step_0_or_flat(peak):
+    _, fit = peak
+    lam, gam = fit.params["lam"], fit.params["gam"]
+    x_peak = float(curve.t_peak(lam, 1.0, 0.0))  # the peak's log argument (Eq. 13)
+    at0 = copy.copy(fit)
+    at0.params = {**fit.params, "t0": x_peak}
+    assert float(curve.t_peak(lam, gam, x_peak)) == 0.0
+    at0.t_max = 1e12  # long enough to have returned to K, but the peak is not inside training
+    assert unc._asymptote_unseen(at0)
+    flat = copy.copy(fit)
+    flat.params = {**fit.params, "A": 0.0}
+    flat.theta = fit.problem.to_theta(_params(flat))
+    assert unc._asymptote_unseen(flat)  # no amplitude: nothing to return from
+
+
 def test_asymptote_with_the_extremum_outside_training(peak):
     _, fit = peak
     p = _params(fit)
@@ -310,7 +327,18 @@ def eq14_fit():
 def test_eq14_fits_get_regimes_flags_and_t_peak_calls(eq14_fit):
     seqs, fit = eq14_fit
     assert fit.status in ("ok", "at_bound")
-    assert unc._asymptote_unseen(fit) in (True, False)
+    p = _params(fit)
+    tp = float(fit.problem.hypothesis.t_peak(p)[0])
+    assert 0 < tp < fit.t_max
+    for t_max in (tp * 1.01, fit.t_max, 1e9):
+        f = copy.copy(fit)
+        f.t_max = t_max
+        f_peak, f_end = curve.eq14(np.array([tp, t_max]), *p)
+        share = (f_peak - f_end) / (f_peak - fit.params["K"])
+        assert unc._asymptote_unseen(f) is bool(share < unc.SEEN_SHARE)
+    short = copy.copy(fit)
+    short.t_max = tp * 1.01
+    assert unc._asymptote_unseen(short)
     f = assess(copy.copy(fit), seqs, profile=False, model_free={"regime": "log_rise"})
     assert f.regime in ("early_peak", "undetermined") and t_peak_identified(f) is False
     assert all("unconfirmed" in fl for fl in f.flags.values())
@@ -401,6 +429,35 @@ def test_bootstrap_needs_every_fitted_step_in_the_sequences(peak):
         )
         with pytest.raises(ValueError, match=r"not all in seqs\.steps"):
             bootstrap(fit, cut, n=2)
+
+
+def _varied_medians(seqs):
+    rng = np.random.default_rng(1)
+    return dataclasses.replace(seqs, median=rng.uniform(0.5, 2.0, seqs.median.shape))
+
+
+def test_bootstrap_resamples_the_quantity_it_is_asked_for(peak):
+    seqs, _ = peak
+    seqs = _varied_medians(seqs)
+    # the ratio of means and the mean of ratios differ when the medians do
+    assert not np.allclose(seqs.series("ratio"), seqs.series("ratio_mean"))
+    fits = {
+        q: fit_series(seqs.steps, seqs.series(q), procedure="ours", sem=seqs.sem(q))
+        for q in ("ratio", "ratio_mean")
+    }
+    b = {q: bootstrap(fits["ratio_mean"], seqs, n=3, seed=4, quantity=q) for q in fits}
+    assert not np.allclose(b["ratio"].params, b["ratio_mean"].params, rtol=1e-6)
+    f = assess(copy.copy(fits["ratio_mean"]), seqs, quantity="ratio_mean", n_bootstrap=3, seed=4,
+               profile=False)  # fmt: skip
+    np.testing.assert_array_equal(f.bootstrap.params, b["ratio_mean"].params)
+
+
+def test_a_bootstrap_without_values_has_no_replicates(peak):
+    seqs, fit = peak
+    top = seqs.top1.copy()
+    top[np.searchsorted(seqs.steps, fit.steps[3]), :] = np.nan  # a fitted step, every sequence
+    b = bootstrap(fit, dataclasses.replace(seqs, top1=top), n=4)
+    assert (b.n, b.n_ok) == (4, 0) and b.params.shape == (0, 5) and b.t_peak.shape == (0,)
 
 
 def test_bootstrap_defaults_and_failed_replicates(peak, monkeypatch):

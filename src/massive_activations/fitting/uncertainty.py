@@ -256,13 +256,11 @@ def bootstrap(
     quantity : {"ratio", "ratio_mean"}
     """
     p = fit.problem
-    pos = np.searchsorted(seqs.steps, p.steps)
-    if np.any(pos >= seqs.steps.size) or np.any(
-        seqs.steps[np.minimum(pos, seqs.steps.size - 1)] != p.steps
-    ):
+    if not np.all(np.isin(p.steps, seqs.steps)):
         raise ValueError(
             "The fit's steps are not all in seqs.steps: bootstrap the data it was fitted to."
         )
+    pos = np.searchsorted(seqs.steps, p.steps)
     rng = np.random.default_rng(seed)
     draw = rng.integers(0, seqs.sequences.size, size=(n, seqs.sequences.size))
     Y = seqs.series(quantity, resample=draw)[:, pos]
@@ -299,7 +297,9 @@ def t_peak_delta(fit: FitResult, level: float = 0.95) -> tuple[float, float, flo
     scale = np.fmax(np.abs(p), se)
     g = np.zeros(p.size)
     for j in range(p.size):
-        step = 1e-6 * scale[j] if scale[j] > 0 else 1.0  # no size, no variance: g unused
+        if scale[j] == 0:  # 0 with no variance: its row and column of C are 0, g_j is unused
+            continue
+        step = 1e-6 * scale[j]
         hi, lo = p.copy(), p.copy()
         hi[j] += step
         lo[j] -= step
@@ -459,8 +459,9 @@ def _asymptote_unseen(fit: FitResult) -> bool:
     if not (np.isfinite(tp) and 0 < tp < fit.t_max):
         return True
     f_peak, f_end = fit.problem.curve(fit.theta, np.array([tp, fit.t_max]))
-    span = f_peak - fit.params["K"]
-    return bool(span == 0 or (f_peak - f_end) / span < SEEN_SHARE)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no amplitude: 0 / 0, unseen
+        share = (f_peak - f_end) / (f_peak - fit.params["K"])
+    return not bool(share >= SEEN_SHARE)
 
 
 def t_peak_identified(fit: FitResult):
