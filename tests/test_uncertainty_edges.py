@@ -169,11 +169,19 @@ def test_t_peak_delta_with_no_or_a_tiny_variance(peak):
 
 def test_t_peak_delta_without_a_variance_is_nan_without_a_warning(peak):
     _, fit = peak
-    for var in (-1.0, np.inf):
+    # negative, infinite, overflowing (1e305 / gam^2), and inf * 0 (A: no slope, no bound)
+    for name, var in (("t0", -1.0), ("t0", np.inf), ("t0", 1e305), ("A", np.inf)):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            tp, lo, hi = t_peak_delta(_one_variance(fit, "t0", var))
+            tp, lo, hi = t_peak_delta(_one_variance(fit, name, var))
         assert np.isfinite(tp) and np.isnan(lo) and np.isnan(hi)
+    # an infinite covariance of t0 with A (on which t_peak does not depend): 0 * inf
+    f = _one_variance(fit, "t0", 1.0)
+    f.covar[0, 0] = 1.0
+    f.covar[0, 3] = f.covar[3, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(t_peak_delta(f)[1:]).all()
 
 
 def test_t_peak_delta_on_eq14s_a2_at_zero(peak):
@@ -292,7 +300,9 @@ def test_asymptote_with_the_extremum_at_step_0_or_flat(peak):
     flat = copy.copy(fit)
     flat.params = {**fit.params, "A": 0.0}
     flat.theta = fit.problem.to_theta(_params(flat))
-    assert unc._asymptote_unseen(flat)  # no amplitude: nothing to return from
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert unc._asymptote_unseen(flat)  # no amplitude: nothing to return from
 
 
 def test_asymptote_with_the_extremum_outside_training(peak):

@@ -459,7 +459,7 @@ def _asymptote_unseen(fit: FitResult) -> bool:
     if not (np.isfinite(tp) and 0 < tp < fit.t_max):
         return True
     f_peak, f_end = fit.problem.curve(fit.theta, np.array([tp, fit.t_max]))
-    with np.errstate(divide="ignore", invalid="ignore"):  # no amplitude: 0 / 0, unseen
+    with np.errstate(invalid="ignore"):  # no amplitude (A = 0): 0 / 0, unseen
         share = (f_peak - f_end) / (f_peak - fit.params["K"])
     return not bool(share >= SEEN_SHARE)
 
