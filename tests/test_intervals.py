@@ -260,6 +260,7 @@ def test_hac_covariance_is_the_ar1_sandwich():
     assert intervals.hac_covariance(dataclasses.replace(fit, status="failed")) is None
     assert intervals.hac_covariance(dataclasses.replace(fit, problem=None)) is None
     assert intervals.hac_covariance(dataclasses.replace(fit, theta=None)) is None
+    fit = _noisy_fit(seed=7)
     for n_points, usable in ((6, True), (5, False), (4, False), (2, False)):  # k = 5
         short = dataclasses.replace(fit, problem=_last(fit.problem, n_points))
         assert (intervals.hac_covariance(short, rho=0.0) is not None) == usable
