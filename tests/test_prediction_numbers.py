@@ -822,3 +822,33 @@ def test_evaluate_shows_progress_only_when_asked(arch_fits, capfd):
     pd.testing.assert_frame_equal(one, two)
     err = capfd.readouterr().err
     assert "validating" in err and "2/2" in err and "run/s" in err
+
+
+def test_evaluate_table_has_the_result_columns_in_order_even_when_empty(arch_fits):
+    from massive_activations.prediction.validation import RESULT_COLUMNS, evaluate
+
+    fits, archs = arch_fits
+    kw = dict(architectures=archs, n_permutations=0, grids=ONE_ALPHA, progress=False)
+    table = evaluate(fits, targets=("K",), model_types=("Ridge",), protocols=("paper_split",), **kw)
+    assert list(table.columns) == list(RESULT_COLUMNS) and len(table) == 1
+    empty = evaluate(fits, targets=(), **kw)
+    assert list(empty.columns) == list(RESULT_COLUMNS) and len(empty) == 0
+
+
+def test_evaluate_hands_its_jobs_and_label_to_the_runner(arch_fits, monkeypatch):
+    from massive_activations.prediction import validation
+
+    fits, archs = arch_fits
+    seen = {}
+    real = validation.run_jobs
+
+    def spy(func, jobs, **kw):
+        seen.update(kw)
+        return real(func, jobs, **{**kw, "n_jobs": 1})
+
+    monkeypatch.setattr(validation, "run_jobs", spy)
+    validation.evaluate(
+        fits, targets=("K",), model_types=("mean",), protocols=("paper_split",),
+        architectures=archs, n_permutations=0, progress=False, n_jobs=3,
+    )  # fmt: skip
+    assert seen["n_jobs"] == 3 and seen["desc"] == "validating" and seen["unit"] == "run"
