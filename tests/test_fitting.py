@@ -348,3 +348,18 @@ def test_r2_on_every_checkpoint_skips_missing_values_outside_the_window():
     fit = fit_series(steps, y, procedure="ours", window=1)
     assert fit.n_points == steps.size - 1
     assert np.isfinite(fit.r2_all) and fit.r2_all > 0.999
+
+
+def test_relative_sigma_leaves_out_zero_values_and_missing_sems_without_warnings():
+    import warnings
+
+    from massive_activations.fitting.procedures import _relative_sigma
+
+    y = np.array([2.0, 0.0, 0.0, 4.0, 5.0, 8.0])
+    sem = np.array([0.2, 0.1, 0.0, np.nan, 0.0, 1.6])  # x/0, 0/0, missing, 0: left out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _relative_sigma(y, sem)
+    s = np.sqrt((0.1**2 + 0.2**2) / 2)  # pooled over the two usable relative SEMs
+    np.testing.assert_allclose(got, s * np.abs(y), rtol=1e-12)
+    np.testing.assert_array_equal(_relative_sigma([3.0, -2.0], None), [3.0, 2.0])
