@@ -363,3 +363,53 @@ def test_relative_sigma_leaves_out_zero_values_and_missing_sems_without_warnings
     s = np.sqrt((0.1**2 + 0.2**2) / 2)  # pooled over the two usable relative SEMs
     np.testing.assert_allclose(got, s * np.abs(y), rtol=1e-12)
     np.testing.assert_array_equal(_relative_sigma([3.0, -2.0], None), [3.0, 2.0])
+
+
+def test_starts_clips_the_guess_and_ranks_the_refined_grid_seeds(monkeypatch):
+    """``_starts`` on a stand-in problem whose every call is recorded."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from massive_activations.fitting import procedures
+
+    calls = {}
+
+    def seeds(u, z, w=None, n=4):
+        calls["seeds"] = (u, z, w, n)
+        return np.arange(n * 2, dtype=float).reshape(n, 2) / 10
+
+    problem = SimpleNamespace(
+        hypothesis=SimpleNamespace(paper_guess=lambda u, z: np.array([-5.0, 5.0]), seeds=seeds),
+        theta=lambda p: np.asarray(p, float),
+        u=np.array([0.1, 0.5, 1.0]),
+        z=np.array([0.0, 0.4, 1.0]),
+        wn=np.array([1.0, 2.0, 3.0]),
+        lower=np.array([0.0, -1.0]),
+        upper=np.array([0.5, 1.0]),
+        valid=lambda X: np.ones(len(X), bool),
+        batch=lambda z: (("fun", z), "jac"),
+    )
+
+    def batch(fun, jac, X0, lower, upper, **kwargs):
+        calls["batch"] = (fun, jac, X0, lower, upper, kwargs)
+        # NaN (a failed start) ranks last; of the equally good starts the first is kept
+        return SimpleNamespace(x=X0 + 100, cost=np.array([np.nan, 2.0, 1.0, 1.0, 1.0][: len(X0)]))
+
+    monkeypatch.setattr(procedures, "batch_least_squares", batch)
+    # no multi-start: the paper's guess alone, clipped into the bounds from both sides
+    only = procedures._starts(problem, dataclasses.replace(OURS, multistart=0))
+    np.testing.assert_array_equal(only, [[0.0, 1.0]])
+    assert "batch" not in calls and "seeds" not in calls
+    # one grid seed is already a multi-start
+    procedures._starts(problem, dataclasses.replace(OURS, multistart=1))
+    assert calls["seeds"][3] == 1 and len(calls["batch"][2]) == 2
+    best = procedures._starts(problem, dataclasses.replace(OURS, multistart=4))
+    u, z, w, n = calls["seeds"]
+    assert u is problem.u and z is problem.z and w is problem.wn and n == 4
+    fun, jac, X0, lower, upper, kwargs = calls["batch"]
+    assert fun == ("fun", problem.z) and jac == "jac"
+    np.testing.assert_array_equal(X0, np.vstack([[[0.0, 1.0]], seeds(u, z, w, 4)]))
+    assert lower is problem.lower and upper is problem.upper
+    assert kwargs == dict(valid=problem.valid, max_iter=40, ftol=1e-6, xtol=1e-6)
+    assert best.shape == (1, 2)
+    np.testing.assert_array_equal(best, X0[2:3] + 100)
