@@ -330,16 +330,19 @@ def fit_series(
     problem = Problem(
         h, steps[mask], y[mask], sigma, proc.bounds, t_scale=np.max(steps), log_scale=proc.log_scale
     )
-    try:
-        if start is not None:
-            theta0 = problem.to_theta([start[n] for n in h.names])
-            theta0 = np.clip(theta0, problem.lower, problem.upper)
-        else:
-            theta0 = _starts(problem, proc)[0]
-        result, mini = _lmfit(problem, theta0, proc)
-    except Exception as err:  # a fit that fails is kept, with its reason
-        return FitResult(status="failed", message=f"{type(err).__name__}: {err}", **base)
-    fit = _collect(problem, result, mini, steps, y, base)
+    # exp(-lam * t) at fast rates underflows to 0 in the grid search, the solver and the
+    # statistics: the right value, also when the caller has set np.seterr(under="raise")
+    with np.errstate(under="ignore"):
+        try:
+            if start is not None:
+                theta0 = problem.to_theta([start[n] for n in h.names])
+                theta0 = np.clip(theta0, problem.lower, problem.upper)
+            else:
+                theta0 = _starts(problem, proc)[0]
+            result, mini = _lmfit(problem, theta0, proc)
+        except Exception as err:  # a fit that fails is kept, with its reason
+            return FitResult(status="failed", message=f"{type(err).__name__}: {err}", **base)
+        fit = _collect(problem, result, mini, steps, y, base)
     if fit.status == "not_converged" and proc.name == "paper":
         # curve_fit raises RuntimeError when least_squares stops at max_nfev: no fit at all
         return FitResult(
@@ -367,10 +370,10 @@ def _lmfit(problem: Problem, start, proc: Procedure):
         return problem.jacobian([pars[n].value for n in names])[:, cols]
 
     # max_nfev = the procedure's budget per parameter (the paper's: curve_fit's default for
-    # "trf", 100 k).  Given to SciPy too, so that it stops first and lmfit still computes
-    # the covariance.
+    # "trf", 100 k).  lmfit counts the evaluations and aborts the fit past the budget (SciPy's
+    # own limit it sets to twice that), still reporting the covariance at the last point.
     budget = proc.max_nfev * h.k
-    mini = lmfit.Minimizer(residual, params, scale_covar=True, max_nfev=budget, Dfun=jacobian)
+    mini = lmfit.Minimizer(residual, params, scale_covar=True, Dfun=jacobian)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         # lmfit takes sqrt of a covariance that may be numerically indefinite; we check it.
         warnings.simplefilter("ignore", RuntimeWarning)
