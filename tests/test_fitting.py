@@ -457,3 +457,73 @@ def test_only_runtime_warnings_are_silenced_in_the_fit(monkeypatch):
         fit = fit_series(steps, y, procedure="ours")
     assert fit.status == "ok", fit.message
     assert {str(w.message) for w in seen} == {"something the user should see"}
+
+
+def _collect_case():
+    """A converged Eq. 14 fit, and a stand-in for lmfit's result to hand to ``_collect``."""
+    from types import SimpleNamespace
+
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["early_peak"]) * (1 + 0.02 * np.sin(steps))
+    fit = fit_series(steps, y, hypothesis="eq14", procedure="ours", window="full")
+    assert fit.status == "ok", fit.message
+    problem = fit.problem
+    base = {
+        k: getattr(fit, k)
+        for k in ("hypothesis", "procedure", "names", "n_points", "window_start", "t_max")
+    }
+
+    def result(theta=fit.theta, covar=None, aborted=False):
+        params = {
+            n: SimpleNamespace(value=float(v), stderr=None)
+            for n, v in zip(problem.names, theta, strict=True)
+        }
+        return SimpleNamespace(
+            params=params, message="m", success=True, covar=covar, aborted=aborted, nfev=7
+        )
+
+    return steps, y, fit, problem, base, result
+
+
+def test_collect_builds_the_covariance_only_where_it_exists(monkeypatch):
+    import warnings
+
+    from massive_activations.fitting.procedures import _collect
+
+    steps, y, fit, problem, base, result = _collect_case()
+    singular = "no covariance (J^T J singular)"
+    # lmfit found no covariance for a fit it did not abort: none is made up
+    got = _collect(problem, result(), None, steps, y, base)
+    assert got.message == f"m; {singular}" and got.covar is None and got.status == "ok"
+    # an aborted fit whose J^T J is singular (a zero Jacobian) has none either
+    monkeypatch.setattr(problem, "jacobian", lambda theta: np.zeros((problem.n, 5)))
+    got = _collect(problem, result(aborted=True), None, steps, y, base)
+    assert got.message == f"m; {singular}" and got.covar is None
+    # ... nor one with a zero residual (a zero covariance): no standard errors for lmfit
+    monkeypatch.undo()
+    monkeypatch.setattr(problem, "residual", lambda theta: np.zeros(problem.n))
+    res = result(aborted=True)
+    got = _collect(problem, res, None, steps, y, base)
+    assert singular in got.message and got.covar is None
+    assert all(p.stderr is None for p in res.params.values())
+    # ... and one whose J^T J overflows gets none, also under np.seterr(all="raise")
+    monkeypatch.undo()
+    monkeypatch.setattr(problem, "jacobian", lambda theta: np.full((problem.n, 5), 1e200))
+    with np.errstate(all="raise"):
+        got = _collect(problem, result(aborted=True), None, steps, y, base)
+    assert singular in got.message and got.covar is None
+    monkeypatch.undo()
+    # a numerically indefinite covariance: a variance below 0 in original units (A2 mixes
+    # A1 and A2) becomes a standard error of 0, without warnings
+    cov = np.eye(5) * 1e-4
+    cov[2, 3] = cov[3, 2] = 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _collect(problem, result(covar=cov), None, steps, y, base)
+    assert np.diag(got.covar)[3] < 0 and got.stderr["A2"] == 0.0
+    assert all(got.stderr[n] > 0 for n in ("b", "tau0", "A1", "K"))
+    # two parameters at their bounds are both named
+    theta = fit.theta.copy()
+    theta[:2] = problem.lower[:2]
+    got = _collect(problem, result(theta=theta, covar=fit.lmfit_result.covar), None, steps, y, base)
+    assert got.at_bound == ("b", "tau0") and "at a bound: b, tau0" in got.message
