@@ -527,3 +527,43 @@ def test_collect_builds_the_covariance_only_where_it_exists(monkeypatch):
     theta[:2] = problem.lower[:2]
     got = _collect(problem, result(theta=theta, covar=fit.lmfit_result.covar), None, steps, y, base)
     assert got.at_bound == ("b", "tau0") and "at a bound: b, tau0" in got.message
+
+
+@pytest.mark.parametrize("procedure", ["ours", "paper"])
+def test_an_empty_trajectory_is_a_failed_fit_with_its_reason(procedure):
+    fit = fit_series([], [], procedure=procedure)
+    assert (
+        fit.status == "failed" and fit.message == "0 points for 5 parameters: need at least k + 2."
+    )
+    assert fit.n_points == 0 and np.isnan(fit.window_start) and np.isnan(fit.t_max)
+    assert not fit_window(np.array([]), np.array([]), "from_min").size
+
+
+def test_the_fit_reads_single_precision_inputs_as_double():
+    steps = np.asarray(pythia_steps(), float)
+    y = (curve.eq9(steps, **EXAMPLE_CURVES["early_peak"]) * (1 + 0.02 * np.sin(steps))).astype(
+        np.float32
+    )
+    single = fit_series(steps.astype(np.float32), y, procedure="ours")
+    double = fit_series(steps, y.astype(float), procedure="ours")
+    assert single.status == "ok"
+    assert (single.params, single.r2, single.r2_all, single.chisqr) == (
+        double.params,
+        double.r2,
+        double.r2_all,
+        double.chisqr,
+    )
+
+
+def test_relative_weights_take_the_pooled_relative_sem():
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["log_rise"]) * (1 + 0.02 * np.sin(steps))
+    sem = 0.03 * y * (1 + 0.5 * np.cos(steps))  # relative SEMs between 1.5 % and 4.5 %
+    plain = fit_series(steps, y, procedure="ours")
+    weighted = fit_series(steps, y, procedure="ours", sem=sem)
+    window = fit_window(steps, y, "from_min")
+    s = np.sqrt(np.mean((sem[window] / y[window]) ** 2))
+    np.testing.assert_allclose(weighted.problem.sigma, s * y[window], rtol=1e-12)
+    # a common scale of the weights leaves the curve alone and divides chi-square by s^2
+    assert weighted.params == pytest.approx(plain.params, rel=1e-3)  # up to the solver tolerance
+    assert weighted.chisqr == pytest.approx(plain.chisqr / s**2, rel=1e-3)

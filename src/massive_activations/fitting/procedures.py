@@ -153,7 +153,7 @@ def fit_window(steps, y, window: str | int = "full", early_fraction: float = 0.0
     if window == "full":
         return finite
     if window == "from_min":
-        early = finite & (steps <= early_fraction * np.max(steps))
+        early = finite & (steps <= early_fraction * np.max(steps, initial=-np.inf))
         if not early.any():
             return finite
         first = steps[early][np.argmin(y[early])]
