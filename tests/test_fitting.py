@@ -567,3 +567,59 @@ def test_relative_weights_take_the_pooled_relative_sem():
     # a common scale of the weights leaves the curve alone and divides chi-square by s^2
     assert weighted.params == pytest.approx(plain.params, rel=1e-3)  # up to the solver tolerance
     assert weighted.chisqr == pytest.approx(plain.chisqr / s**2, rel=1e-3)
+
+
+def test_fit_window_defaults_missing_values_and_the_early_boundary():
+    steps = np.array([0, 5, 50, 100])
+    y = [2.0, 1.0, 0.5, None]  # None (JSON's null) is a missing value
+    np.testing.assert_array_equal(fit_window(steps, y), [True, True, True, False])  # "full"
+    # the early part is the steps <= 5 % of the last, the boundary included: the minimum
+    # there (step 5) starts the window, not the lower value at step 50
+    np.testing.assert_array_equal(fit_window(steps, y, "from_min"), [False, True, True, False])
+    np.testing.assert_array_equal(
+        fit_window(steps, y, "from_min", early_fraction=0.01), [True, True, True, False]
+    )
+
+
+def test_fit_series_keeps_a_fit_that_raises_as_failed_with_the_reason(monkeypatch):
+    from massive_activations.fitting import procedures
+
+    def broken(problem, start, proc):
+        raise RuntimeError("the solver broke")
+
+    monkeypatch.setattr(procedures, "_lmfit", broken)
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["log_rise"])
+    fit = fit_series(steps, y, hypothesis="step1", procedure="paper")
+    assert (fit.status, fit.message) == ("failed", "RuntimeError: the solver broke")
+    assert (fit.hypothesis, fit.procedure, fit.names) == ("step1", "paper", ("K", "A", "tau"))
+    assert fit.n_points == steps.size and fit.t_max == steps.max() and fit.window_start == 0
+
+
+def test_a_given_start_is_clipped_into_the_bounds_and_steps_scale_by_the_last_step(monkeypatch):
+    from massive_activations.fitting import procedures
+
+    seen = {}
+    lmfit_fit = procedures._lmfit
+
+    def spy(problem, start, proc):
+        seen["problem"], seen["start"] = problem, np.array(start)
+        return lmfit_fit(problem, start, proc)
+
+    monkeypatch.setattr(procedures, "_lmfit", spy)
+    steps = np.asarray(pythia_steps(), float)
+    y = curve.eq9(steps, **EXAMPLE_CURVES["log_rise"])
+    y[-1] = np.nan  # the last checkpoint unmeasured: still the time scale of the bounds
+    # lam < 0 (its log is NaN), t0 = 0 (-inf) and gam above the cap start at their bounds
+    start = {"A": 1.0, "lam": -2.0, "gam": 1e12, "t0": 0.0, "K": 0.5}
+    fit = fit_series(steps, y, procedure="ours", start=start, window="full")
+    assert fit.status in ("ok", "at_bound"), fit.message
+    problem = seen["problem"]
+    assert problem.t_scale == steps.max()
+    theta = problem.to_theta(list(start.values()))
+    assert np.isnan(theta[1]) and theta[3] == -np.inf and theta[2] > problem.upper[2]
+    expect = [theta[0], problem.lower[1], problem.upper[2], problem.lower[3], theta[4]]
+    np.testing.assert_array_equal(seen["start"], expect)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="start must hold finite numbers"):
+            fit_series(steps, y, procedure="ours", start=start | {"K": bad})

@@ -239,6 +239,16 @@ def _relative_sigma(y, sem) -> np.ndarray:
     return s * np.abs(y)
 
 
+def _start_theta(problem: Problem, values) -> np.ndarray:
+    """``theta`` of a starting point given in original units, clipped into the bounds.
+
+    A value <= 0 of a log-scaled parameter lies below its positive lower bound (its
+    logarithm is NaN or -inf): it starts at that bound.
+    """
+    theta = problem.to_theta(values)
+    return np.clip(np.where(np.isnan(theta), -np.inf, theta), problem.lower, problem.upper)
+
+
 def _starts(problem: Problem, procedure: Procedure) -> np.ndarray:
     """Starting points: the paper's guess, plus the best grid seeds refined in a batch."""
     h = problem.hypothesis
@@ -307,6 +317,8 @@ def fit_series(
         raise ValueError(f"steps and y must be 1-d of one length; got {steps.shape}, {y.shape}.")
     if start is not None and set(start) != set(h.names):
         raise ValueError(f"start has {sorted(start)}; {h.name} needs exactly {list(h.names)}.")
+    if start is not None and not np.all(np.isfinite([start[n] for n in h.names])):
+        raise ValueError(f"start must hold finite numbers; got {start}.")
     mask = fit_window(steps, y, proc.window)
     base = dict(
         hypothesis=h.name,
@@ -335,8 +347,7 @@ def fit_series(
     with np.errstate(under="ignore"):
         try:
             if start is not None:
-                theta0 = problem.to_theta([start[n] for n in h.names])
-                theta0 = np.clip(theta0, problem.lower, problem.upper)
+                theta0 = _start_theta(problem, [start[n] for n in h.names])
             else:
                 theta0 = _starts(problem, proc)[0]
             result, mini = _lmfit(problem, theta0, proc)
