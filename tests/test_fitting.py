@@ -209,6 +209,13 @@ def test_fit_window_choices():
     with pytest.raises(ValueError, match="window must be"):
         get_procedure("ours", window="middle")
     assert get_procedure("ours", window=32).window == 32 and OURS.window == "from_min"
+    assert get_procedure("paper", window="from_min").window == "from_min"
+    np.testing.assert_array_equal(fit_window(steps, y, np.int64(1000)), fit_window(steps, y, 1000))
+    for bad in (True, 1000.0, "FULL", None):  # a bool is no step, nor is a float
+        with pytest.raises(ValueError, match="window must be 'full', 'from_min' or a step"):
+            fit_window(steps, y, bad)
+    with pytest.raises(ValueError, match=r"got True\."):
+        get_procedure("ours", window=True)
 
 
 def test_the_fit_window_removes_the_early_dip():

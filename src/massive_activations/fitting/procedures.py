@@ -126,9 +126,17 @@ def get_procedure(procedure: str | Procedure, window: str | int | None = None) -
             raise ValueError(f"Unknown procedure {procedure!r}; choose one of {list(PROCEDURES)}.")
         procedure = PROCEDURES[procedure]
     if window is not None:
-        fit_window(np.array([0.0, 1.0]), np.array([1.0, 1.0]), window)  # validates
-        procedure = dataclasses.replace(procedure, window=window)
+        procedure = dataclasses.replace(procedure, window=_check_window(window))
     return procedure
+
+
+def _check_window(window):
+    """``window`` if it is ``"full"``, ``"from_min"`` or a step (an int), else a ValueError."""
+    if isinstance(window, bool) or not (
+        isinstance(window, (int, np.integer)) or window in ("full", "from_min")
+    ):
+        raise ValueError(f"window must be 'full', 'from_min' or a step (int), got {window!r}.")
+    return window
 
 
 def fit_window(steps, y, window: str | int = "full", early_fraction: float = 0.05) -> np.ndarray:
@@ -145,11 +153,10 @@ def fit_window(steps, y, window: str | int = "full", early_fraction: float = 0.0
     early_fraction : float
         Where ``"from_min"`` looks for the minimum.
     """
+    window = _check_window(window)
     steps = np.asarray(steps, dtype=float)
     y = np.asarray(y, dtype=float)
     finite = np.isfinite(y)
-    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
-        return finite & (steps >= window)
     if window == "full":
         return finite
     if window == "from_min":
@@ -158,7 +165,7 @@ def fit_window(steps, y, window: str | int = "full", early_fraction: float = 0.0
             return finite
         first = steps[early][np.argmin(y[early])]
         return finite & (steps >= first)
-    raise ValueError(f"window must be 'full', 'from_min' or a step (int), got {window!r}.")
+    return finite & (steps >= window)
 
 
 @dataclass
