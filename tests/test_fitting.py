@@ -197,7 +197,7 @@ def test_step_responses_reject_bad_parameters():
         alternatives.step2([0.0, 1.0], 1.0, 1.0, 1.0, -0.1)
 
 
-def test_fit_window_choices():
+def test_fit_window_choices_and_refusals():
     steps = np.array([0, 8, 16, 32, 1000, 50_000, 100_000], float)
     y = np.array([5.0, 3.0, 2.0, 4.0, 20.0, 60.0, 1.0])  # dip at 16, low value at the end
     assert fit_window(steps, y, "full").all()
