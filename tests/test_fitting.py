@@ -630,3 +630,45 @@ def test_a_given_start_is_clipped_into_the_bounds_and_steps_scale_by_the_last_st
     for bad in (np.nan, np.inf):
         with pytest.raises(ValueError, match="start must hold finite numbers"):
             fit_series(steps, y, procedure="ours", start=start | {"K": bad})
+
+
+def test_collect_floors_an_exact_chi_square_and_leaves_r2_all_where_the_curve_is_undefined(
+    monkeypatch,
+):
+    from types import SimpleNamespace
+
+    from massive_activations.fitting.procedures import _collect
+
+    steps, y, fit, problem, base, result = _collect_case()
+
+    # an exact fit: chi-square 0 is floored at 1e-250 n, so that AIC and BIC stay finite
+    def exact(theta, at=None):
+        return problem.y if at is None else np.interp(at, problem.steps, problem.y)
+
+    monkeypatch.setattr(problem, "curve", exact)
+    got = _collect(problem, result(covar=fit.lmfit_result.covar), None, steps, y, base)
+    n, k = problem.n, 5
+    assert got.chisqr == 1e-250 * n and got.r2 == 1.0
+    assert got.aic == pytest.approx(n * np.log(1e-250) + 2 * k, rel=1e-12)
+    monkeypatch.undo()
+    # the paper's fits bound only lam: fitted from step 1,000 on, t0 < 0 may leave Eq. 9
+    # undefined at the first checkpoints (gam * t / t_max + t0 <= 0), where r2_all is NaN
+    steps, y = steps[1:], y[1:]  # from step 1
+    paper = fit_series(steps, y, hypothesis="eq9", procedure="paper", window=1000)
+    problem = paper.problem
+    theta = paper.theta.copy()
+    theta[3] = -theta[2] * 500 / steps.max()  # gam u + t0 > 0 from step 500 on
+    res = SimpleNamespace(
+        params={
+            n_: SimpleNamespace(value=v, stderr=None)
+            for n_, v in zip(problem.names, theta, strict=True)
+        },
+        message="m",
+        success=True,
+        covar=None,
+        aborted=False,
+        nfev=1,
+    )
+    base = base | {"hypothesis": "eq9", "names": problem.hypothesis.names, "procedure": "paper"}
+    got = _collect(problem, res, None, steps, y, base)
+    assert got.status == "ok" and np.isfinite(got.r2) and np.isnan(got.r2_all)
