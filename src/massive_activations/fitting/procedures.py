@@ -307,8 +307,9 @@ def fit_series(
     window : {"full", "from_min"} or int, optional
         Overrides the procedure's fit window.
     start : dict, optional
-        A starting point in original units (``{name: value}``), replacing the procedure's
-        starts (the paper's guess, or the multi-start).
+        A starting point in original units (``{name: value}``, finite numbers), replacing the
+        procedure's starts (the paper's guess, or the multi-start).  It is clipped into the
+        procedure's bounds: a value <= 0 of a log-scaled parameter starts at its lower bound.
 
     Returns
     -------
