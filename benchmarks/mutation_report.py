@@ -6,7 +6,9 @@
 ``run``
     For each module, ``mutmut run`` on the mutants not yet checked (the first time, on the
     module's glob ``massive_activations.curve.*``), so a killed run continues where it
-    stopped; the wall time of each call is added to ``mutants/mutation-times.json``.
+    stopped; the wall time of each call is added to ``mutants/mutation-times.json``.  A module
+    whose source changed since its mutants were made (the sha256 of each module's source at
+    its last call is in ``mutants/mutation-sources.json``) gets them made anew, then checked.
 ``report``
     Reads mutmut's results (``mutants/<module>.meta``) and writes
     ``mutants/mutation-report.md`` and ``.csv``: per module, the mutants generated, killed,
@@ -14,7 +16,8 @@
     ``benchmarks/mutation_equivalents.yml``) and the score, killed (or timed out) over the
     checked non-equivalent mutants.  ``--list-survivors`` prints the survivors' names.
     Every module whose mutants have all been checked also gets its row in the committed
-    record ``benchmarks/results/mutation-scores.csv`` (with the sha256 of the module's source
+    record ``benchmarks/results/mutation-scores.csv`` (when the mutants were made from its
+    present source; with the sha256 of the module's source
     and the date), which keeps each module's last full score when ``mutants/`` is gone; the
     report says for each recorded row whether the source has changed since.
 
@@ -47,6 +50,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "mutants"
 TIMES = MUTANTS / "mutation-times.json"
+SOURCES = MUTANTS / "mutation-sources.json"
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.yml"
 REPORT = MUTANTS / "mutation-report"
 SCORES = ROOT / "benchmarks" / "results" / "mutation-scores.csv"
@@ -59,7 +63,16 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 STATUS.update(dict.fromkeys((36, -24, 24, 152, 255), "timeout"))
 COLUMNS = ("killed", "timeout", "survived", "no tests", "unchecked", "other")
 
-__all__ = ["equivalents", "module_name", "modules", "record_scores", "run", "summary"]
+__all__ = [
+    "equivalents",
+    "module_name",
+    "modules",
+    "mutated_from",
+    "plan",
+    "record_scores",
+    "run",
+    "summary",
+]
 
 
 def modules() -> list[str]:
@@ -92,6 +105,47 @@ def _times() -> dict[str, float]:
     return json.loads(TIMES.read_text()) if TIMES.exists() else {}
 
 
+def mutated_from() -> dict[str, str]:
+    """The source sha256 (:func:`source_sha256`) each module's cached mutants were made from."""
+    return json.loads(SOURCES.read_text()) if SOURCES.exists() else {}
+
+
+def _note_source(name: str, digest: str) -> None:
+    sources = mutated_from() | {name: digest}
+    MUTANTS.mkdir(exist_ok=True)
+    tmp = SOURCES.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sources, indent=2))
+    os.replace(tmp, SOURCES)
+
+
+def plan(
+    name: str,
+    codes: dict | None,
+    stale: bool,
+    rerun_survivors: bool = False,
+    only: str = "*",
+    eq: dict | None = None,
+) -> list[str]:
+    """The mutant names (or globs) of one ``mutmut run`` call on a module; ``[]``: nothing to do.
+
+    ``codes`` are mutmut's results (``None``: no mutants yet: the module's glob); ``stale``
+    says the source changed since they were made.  mutmut makes a changed function's mutants
+    anew at the start of any call, so a stale module with nothing to run still gets one call,
+    on one of its old mutants, to make them (then :func:`run` looks again).
+    """
+    if codes is None:
+        return [f"{name}.*"]
+    if rerun_survivors:
+        eq = equivalents() if eq is None else eq
+        todo = [k for k, v in codes.items() if v in (0, 5, 33) and k not in eq]
+    else:
+        todo = [k for k, v in codes.items() if v is None]
+    todo = [k for k in todo if fnmatch.fnmatch(k, only)]
+    if not todo and stale and codes:
+        todo = [next(iter(codes))]
+    return todo
+
+
 def run(
     selected: list[str], max_children: int, rerun_survivors: bool = False, only: str = "*"
 ) -> None:
@@ -99,41 +153,43 @@ def run(
 
     With ``rerun_survivors``, on the surviving (or test-less) non-equivalent mutants instead:
     after new tests, this gives the score after them.  ``only`` (a glob on mutant names, e.g.
-    ``*x__collect__*``) restricts either to some functions.
+    ``*x__collect__*``) restricts either to some functions.  A module whose source changed
+    since its mutants were made (:func:`mutated_from`) gets them made anew first, and then
+    the run on them.
     """
     mutmut = Path(sys.executable).with_name("mutmut")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1")
     for path in selected:
         name = module_name(path)
-        codes = _meta(path).get("exit_code_by_key")
-        if codes is None:
-            todo = [f"{name}.*"]
-        elif rerun_survivors:
-            eq = equivalents()
-            todo = [k for k, v in codes.items() if v in (0, 5, 33) and k not in eq]
-            todo = [k for k in todo if fnmatch.fnmatch(k, only)]
+        while True:
+            codes = _meta(path).get("exit_code_by_key")
+            digest = source_sha256(path)
+            stale = codes is not None and mutated_from().get(name) != digest
+            todo = plan(name, codes, stale, rerun_survivors, only)
             if not todo:
-                print(f"{name}: no survivors", flush=True)
-                continue
-        else:
-            todo = [k for k, v in codes.items() if v is None and fnmatch.fnmatch(k, only)]
-            if not todo:
-                print(f"{name}: every mutant checked", flush=True)
-                continue
-        print(f"{name}: mutmut run on {todo[0] if codes is None else len(todo)}", flush=True)
-        start = time.perf_counter()
-        cmd = [str(mutmut), "run", "--max-children", str(max_children), *todo]
-        done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
-        elapsed = time.perf_counter() - start
-        times = _times()
-        key = f"{name} (survivors rerun)" if rerun_survivors else name
-        times[key] = times.get(key, 0.0) + elapsed
-        MUTANTS.mkdir(exist_ok=True)
-        TIMES.write_text(json.dumps(times, indent=2))
-        print(f"{name}: {elapsed:.0f} s (exit code {done.returncode})", flush=True)
-        if done.returncode != 0:
-            raise SystemExit(done.returncode)
+                print(f"{name}: {'no survivors' if rerun_survivors else 'every mutant checked'}")
+                break
+            what = "making its mutants anew, then" if stale else "mutmut run on"
+            print(f"{name}: {what} {todo[0] if codes is None else len(todo)}", flush=True)
+            meta = MUTANTS / (path + ".meta")
+            before = meta.stat().st_mtime_ns if meta.exists() else None
+            start = time.perf_counter()
+            cmd = [str(mutmut), "run", "--max-children", str(max_children), *todo]
+            done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+            elapsed = time.perf_counter() - start
+            times = _times()
+            key = f"{name} (survivors rerun)" if rerun_survivors else name
+            times[key] = times.get(key, 0.0) + elapsed
+            MUTANTS.mkdir(exist_ok=True)
+            TIMES.write_text(json.dumps(times, indent=2))
+            print(f"{name}: {elapsed:.0f} s (exit code {done.returncode})", flush=True)
+            remade = meta.exists() and meta.stat().st_mtime_ns != before
+            if done.returncode != 0 and not (stale and remade):
+                raise SystemExit(done.returncode)
+            _note_source(name, digest)  # a stale call may name a mutant that is gone: fine
+            if not stale:
+                break
 
 
 def summary() -> list[dict]:
@@ -162,6 +218,8 @@ def summary() -> list[dict]:
         row["score %"] = (
             round(100 * (row["killed"] + row["timeout"]) / scored, 1) if scored else None
         )
+        # whether the cached mutants were made from the module's present source
+        row["current"] = bool(codes) and mutated_from().get(name) == source_sha256(path)
         row["wall s"] = round(times[name]) if name in times else None
         rerun = times.get(f"{name} (survivors rerun)")
         row["rerun wall s"] = None if rerun is None else round(rerun)
@@ -182,8 +240,9 @@ def source_sha256(path: str) -> str:
 def record_scores(rows: list[dict], scores: Path = SCORES, today: str | None = None) -> list[dict]:
     """Update the committed record with every fully checked module of ``rows``; return it.
 
-    A module enters (or replaces its row in) ``scores`` only when it has mutants and none is
-    unchecked; the other modules keep their recorded rows.  Rows follow ``modules()``.
+    A module enters (or replaces its row in) ``scores`` only when it has mutants, none is
+    unchecked and they were made from its present source (``current``); the other modules
+    keep their recorded rows.  Rows follow ``modules()``.
     """
     import datetime
 
@@ -194,7 +253,8 @@ def record_scores(rows: list[dict], scores: Path = SCORES, today: str | None = N
             old = {r["module"]: r for r in csv.DictReader(f)}
     paths = {module_name(p): p for p in modules()}
     for row in rows:
-        if row["mutants"] and not row["unchecked"] and row["module"] in paths:
+        complete = row["mutants"] and not row["unchecked"] and row.get("current", True)
+        if complete and row["module"] in paths:
             new = {k: row.get(k) for k in RECORD_FIELDS if k in row}
             new["source_sha256"] = source_sha256(paths[row["module"]])
             new["recorded"] = today
